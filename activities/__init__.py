@@ -1,0 +1,1 @@
+"""Activities: each module owns one outside system (the database, notifications)."""

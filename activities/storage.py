@@ -1,0 +1,59 @@
+"""Case storage activities: each workflow step becomes its audit row, task changes,
+read-model update and notices, in one transaction that a retry cannot apply twice."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio import activity
+
+from activities.notify import Notifier
+from activities.tables import AuditRow, CaseRow, OutboxRow, TaskRow
+from models.case import StepRecord
+
+
+class CaseActivities:
+    def __init__(self, sessions: async_sessionmaker, notifier: Notifier) -> None:
+        self.sessions = sessions
+        self.notifier = notifier
+
+    @activity.defn(name="record_steps")
+    async def record_steps(self, steps: list[StepRecord]) -> int:
+        """Persist steps (idempotent: keyed by case and step number), then deliver their notices."""
+        async with self.sessions.begin() as session:
+            for step in steps:
+                await self._apply(session, step)
+        keys = [n.key for step in steps for n in step.notices]
+        return await self.notifier.deliver(keys)
+
+    async def _apply(self, session, step: StepRecord) -> None:
+        await session.execute(insert(AuditRow).values(
+            case_id=step.case_id, seq=step.seq, at=step.at, actor_id=step.actor_id, actor_role=step.actor_role,
+            action=step.action, stage=step.stage, county=step.county, detail=step.model_dump(mode="json")["detail"],
+        ).on_conflict_do_nothing(constraint="uq_audit_case_seq"))
+        if step.tasks_opened:
+            await session.execute(insert(TaskRow).values([
+                dict(case_id=step.case_id, task_id=t.id, kind=t.kind, title=t.title, assignee=t.assignee,
+                     county=step.county, due=t.due, status="open", opened_at=t.opened_at)
+                for t in step.tasks_opened
+            ]).on_conflict_do_nothing())
+        if step.tasks_closed:
+            await session.execute(
+                update(TaskRow)
+                .where(TaskRow.case_id == step.case_id, TaskRow.task_id.in_(step.tasks_closed),
+                       TaskRow.status == "open")
+                .values(status="done", closed_at=step.at)
+            )
+        if step.notices:
+            await session.execute(insert(OutboxRow).values(Notifier.outbox_rows(step.case_id, step.notices))
+                                  .on_conflict_do_nothing(index_elements=["key"]))
+        rec = step.record.model_dump()
+        values = dict(rec, last_seq=step.seq, updated_at=datetime.now(timezone.utc))
+        stmt = insert(CaseRow).values(values)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["case_id"], set_={k: stmt.excluded[k] for k in values if k != "case_id"},
+            where=CaseRow.last_seq < stmt.excluded.last_seq,
+        ))

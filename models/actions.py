@@ -1,0 +1,137 @@
+"""Case-manager actions: one payload model each, and the stages and roles each fits.
+
+An action is a Temporal update named after it (``ccs act CASE ACTION --data FILE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.case import Actor, Finances, Role
+from models.referral import Referral
+
+STAFF: tuple[Role, ...] = ("case_manager", "supervisor")
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    actor: Actor
+    note: str | None = Field(None, max_length=2000)
+
+
+class Refer(Action):
+    """A (further) referral of the same child: adds its conditions to the case."""
+
+    referral: Referral
+    # Set by the client: a retried or repeated submission of the same referral changes nothing.
+    referral_id: str = Field(min_length=8, max_length=64)
+
+
+class RecordApplication(Action):
+    received_on: date
+
+
+class RecordRecords(Action):
+    received_on: date
+
+
+class RecordEligibility(Action):
+    finances: Finances
+
+
+class RecordMedicalDetermination(Action):
+    condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
+    eligible: bool
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class FileAppeal(Action):
+    filed_on: date
+    grounds: str = Field(min_length=1, max_length=2000)
+
+
+class DecideAppeal(Action):
+    outcome: Literal["overturned", "upheld"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RequestFairHearing(Action):
+    requested_on: date
+
+
+class RecordFairHearingDecision(Action):
+    outcome: Literal["overturned", "upheld"]
+
+
+class AssignCaseManager(Action):
+    case_manager: str = Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+class RecordRenewal(Action):
+    finances: Finances
+
+
+class TransferCounty(Action):
+    county: str = Field(min_length=1, max_length=60)
+
+
+class RecordFeePayment(Action):
+    paid_on: date
+    amount: Decimal = Field(gt=0, le=100_000)
+
+
+class CompleteTask(Action):
+    task_id: str = Field(pattern=r"^T[0-9]{1,6}$")
+
+
+class CloseCase(Action):
+    reason: Literal["moved_out_of_state", "family_withdrew"]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    model: type[Action]
+    stages: tuple[str, ...]
+    roles: tuple[Role, ...]
+    summary: str
+
+
+OPEN = ("intake", "records", "eligibility", "medical_review", "denied", "appeal", "active")
+
+ACTIONS: dict[str, ActionSpec] = {
+    "refer": ActionSpec(Refer, OPEN, ("case_manager", "supervisor", "intake_clerk"), "refer the child for another condition"),
+    "record_application": ActionSpec(RecordApplication, ("intake",), (*STAFF, "intake_clerk"), "the signed application from the family"),
+    "record_records": ActionSpec(RecordRecords, ("records",), (*STAFF, "intake_clerk"), "medical records from the provider"),
+    "record_eligibility": ActionSpec(RecordEligibility, ("eligibility",), STAFF, "the residential and financial determination"),
+    "record_medical_determination": ActionSpec(
+        RecordMedicalDetermination, ("medical_review", "active"), ("medical_consultant", "state_reviewer"),
+        "the medical determination of each referred condition",
+    ),
+    "file_appeal": ActionSpec(FileAppeal, ("denied",), STAFF, "an appeal of the Notice of Action, or the end of the appeal window"),
+    "decide_appeal": ActionSpec(DecideAppeal, ("appeal",), ("supervisor",), "the answer to the appeal"),
+    "request_fair_hearing": ActionSpec(RequestFairHearing, ("appeal",), STAFF, "a fair hearing request, or the end of its window"),
+    "record_fair_hearing_decision": ActionSpec(RecordFairHearingDecision, ("appeal",), STAFF, "the fair hearing decision"),
+    "assign_case_manager": ActionSpec(AssignCaseManager, OPEN, STAFF, "a case manager"),
+    "record_renewal": ActionSpec(RecordRenewal, ("active",), STAFF, "the annual renewal"),
+    "transfer_county": ActionSpec(TransferCounty, OPEN, STAFF, "a county transfer"),
+    "record_fee_payment": ActionSpec(RecordFeePayment, ("active",), STAFF, "the enrollment fee"),
+    "complete_task": ActionSpec(CompleteTask, OPEN, (*STAFF, "medical_consultant", "state_reviewer", "intake_clerk"), "an open task to be completed"),
+    "close_case": ActionSpec(CloseCase, OPEN, STAFF, "a closure"),
+}
+
+# What each stage waits for, in a case manager's words.
+WAITING_FOR: dict[str, str] = {
+    "intake": "the signed application from the family (record_application)",
+    "records": "medical records from the referring provider (record_records)",
+    "eligibility": "the residential and financial determination (record_eligibility)",
+    "medical_review": "the medical determination of each pending condition (record_medical_determination)",
+    "denied": "an appeal within the appeal window (file_appeal), or the window to end",
+    "appeal": "the answer to the appeal (decide_appeal), or a fair hearing (request_fair_hearing, record_fair_hearing_decision)",
+    "active": "case management: renewals, new conditions, transfers and tasks",
+    "closed": "nothing: the case is closed",
+}

@@ -1,0 +1,256 @@
+"""The case: one state model per workflow, the status it answers, and the step records
+its activities persist (audit row, tasks, notices, read model)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.policy import Policy
+from models.referral import Child, MediCal, Referral, Referrer, ReferrerKind
+
+Stage = Literal["intake", "records", "eligibility", "medical_review", "denied", "appeal", "active", "closed"]
+STAGES: tuple[str, ...] = ("intake", "records", "eligibility", "medical_review", "denied", "appeal", "active", "closed")
+Jurisdiction = Literal["county", "state"]
+Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system"]
+ClosureReason = Literal[
+    "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible"
+]
+Program = Literal["treatment", "diagnosis_only", "mtp", "hrif", "adopted_known_condition"]
+Recipient = Literal["family", "referrer", "case_manager", "supervisor", "reviewer"]
+
+SYSTEM_ACTOR_ID = "ccs-timer"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Actor(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$", description="the acting user's ID")
+    role: Role
+
+
+SYSTEM = Actor(id=SYSTEM_ACTOR_ID, role="system")
+
+
+class Determination(_Model):
+    eligible: bool
+    decided_by: Jurisdiction
+    decided_by_actor: str
+    decided_on: date
+    reason: str | None = None
+
+
+class Condition(_Model):
+    id: str
+    icd10: str
+    description: str
+    referred_on: date
+    referrer_kind: ReferrerKind
+    status: Literal["pending", "eligible", "not_eligible"] = "pending"
+    determination: Determination | None = None
+
+
+class Finances(_Model):
+    """What the case manager records for the residential and financial tests."""
+
+    residential_in_county: bool
+    program: Program = "treatment"
+    full_scope_medi_cal: bool = False
+    share_of_cost: bool = False
+    family_agi: Decimal | None = Field(None, ge=0, le=100_000_000)
+    expected_annual_cost: Decimal | None = Field(None, ge=0, le=100_000_000)
+    enrollment_fee: Decimal = Field(Decimal("0"), ge=0, le=100_000)
+
+
+class EligibilityResult(_Model):
+    eligible: bool
+    residential: bool
+    financial: bool
+    basis: str
+
+
+class Task(_Model):
+    id: str
+    kind: str
+    title: str
+    assignee: str
+    due: datetime
+    opened_at: datetime
+    # Escalations already sent: "assignee" at the due time, "supervisor" after the grace period.
+    escalated: list[str] = Field(default_factory=list)
+
+
+class Notice(_Model):
+    key: str  # idempotency key: one notice per key, ever
+    kind: str
+    to: Recipient
+    address: str | None = None
+    subject: str
+    body: str
+
+
+class StageChange(_Model):
+    stage: Stage
+    at: datetime
+
+
+class Denial(_Model):
+    from_stage: Literal["eligibility", "medical_review", "renewal"]
+    reason: str
+    noa_sent_on: date | None = None
+    appeal_until: datetime | None = None
+
+
+class Appeal(_Model):
+    filed_on: date
+    grounds: str
+    answer_due: datetime
+    outcome: Literal["overturned", "upheld"] | None = None
+    decided_on: date | None = None
+    hearing_until: datetime | None = None
+    hearing_requested_on: date | None = None
+
+
+class Closure(_Model):
+    reason: ClosureReason
+    on: date
+    by: str
+    note: str | None = None
+
+
+class EnrollmentFee(_Model):
+    amount: Decimal
+    due_on: date
+    paid_on: date | None = None
+
+
+class CaseRecord(_Model):
+    """The read model row: no names, dates of birth or Medi-Cal numbers."""
+
+    case_id: str
+    stage: Stage
+    stage_since: datetime
+    county: str
+    jurisdiction: Jurisdiction
+    case_manager: str | None
+    next_deadline: datetime | None
+    conditions: list[str]
+    opened_at: datetime
+    closed_at: datetime | None = None
+    closure_reason: str | None = None
+
+
+class TaskRef(_Model):
+    id: str
+    kind: str
+    title: str
+    assignee: str
+    due: datetime
+    opened_at: datetime
+
+
+class StepRecord(_Model):
+    """Everything one step of the case changes outside the workflow, persisted at once."""
+
+    case_id: str
+    seq: int
+    at: datetime
+    actor_id: str
+    actor_role: Role
+    action: str
+    stage: Stage
+    county: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+    tasks_opened: list[TaskRef] = Field(default_factory=list)
+    tasks_closed: list[str] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
+    record: CaseRecord
+
+
+class Milestone(_Model):
+    name: str
+    at: datetime
+
+
+class CaseStatus(_Model):
+    case_id: str
+    stage: Stage
+    stage_since: datetime
+    county: str
+    jurisdiction: Jurisdiction
+    wcm_plan: str | None
+    case_management: str
+    case_manager: str | None
+    child: Child
+    conditions: list[Condition]
+    referral_date: date
+    application_date: date | None
+    eligibility: EligibilityResult | None
+    denial: Denial | None
+    appeal: Appeal | None
+    renewal_due: date | None
+    enrollment_fee: EnrollmentFee | None
+    open_tasks: list[Task]
+    deadlines: dict[str, datetime]
+    next_deadline: datetime | None
+    next_milestones: list[Milestone]
+    stage_history: list[StageChange]
+    notices_sent: list[str]
+    closure: Closure | None
+    waiting_for: str
+    runs: int
+
+
+class CaseInput(_Model):
+    """Start input of ChildCaseWorkflow; after continue-as-new it carries the state."""
+
+    case_id: str
+    policy: Policy
+    referral: Referral | None = None
+    referral_id: str | None = None
+    state: "CaseState | None" = None
+
+
+class CaseState(_Model):
+    case_id: str
+    policy: Policy
+    child: Child
+    referrer: Referrer
+    medi_cal: MediCal
+    records_attached: bool
+    county: str
+    jurisdiction: Jurisdiction
+    wcm_plan: str | None
+    stage: Stage
+    stage_since: datetime
+    opened_at: datetime
+    stage_history: list[StageChange]
+    case_manager: str | None = None
+    conditions: list[Condition]
+    referral_ids: list[str] = Field(default_factory=list)
+    referral_date: date
+    application_date: date | None = None
+    records_received_on: date | None = None
+    finances: Finances | None = None
+    eligibility: EligibilityResult | None = None
+    denial: Denial | None = None
+    appeal: Appeal | None = None
+    renewal_due: date | None = None
+    enrollment_fee: EnrollmentFee | None = None
+    milestones_done: list[str] = Field(default_factory=list)
+    tasks: dict[str, Task] = Field(default_factory=dict)
+    deadlines: dict[str, datetime] = Field(default_factory=dict)
+    notices_sent: list[str] = Field(default_factory=list)
+    closure: Closure | None = None
+    seq: int = 0
+    task_counter: int = 0
+    pending_steps: list[StepRecord] = Field(default_factory=list)
+    runs: int = 1
+
+
+CaseInput.model_rebuild()

@@ -1,0 +1,113 @@
+"""The one data converter: pydantic v2 JSON, an AES-GCM payload codec with key IDs, and
+failures whose messages and stack traces are encoded too. Workers, clients, the `ccs`
+command, the codec server, tests and replay all use ``data_converter``."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+
+
+class UnknownKeyError(ValueError):
+    pass
+
+
+class EncryptionCodec(PayloadCodec):
+    """AES-256-GCM. The first key encrypts; every key decrypts, so a rotated-out key still reads."""
+
+    def __init__(self, keys: dict[str, bytes], active: str) -> None:
+        if active not in keys:
+            raise ValueError("the active encryption key must be among the keys")
+        for kid, key in keys.items():
+            if len(key) != 32:
+                raise ValueError(f"encryption key {kid!r} must be 32 bytes (AES-256)")
+        self._ciphers = {kid: AESGCM(key) for kid, key in keys.items()}
+        self.active = active
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        cipher = self._ciphers[self.active]
+        out = []
+        for p in payloads:
+            nonce = os.urandom(12)
+            data = nonce + cipher.encrypt(nonce, p.SerializeToString(), self.active.encode())
+            out.append(Payload(metadata={"encoding": ENCODING, KEY_ID: self.active.encode()}, data=data))
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for p in payloads:
+            if p.metadata.get("encoding") != ENCODING:
+                out.append(p)
+                continue
+            kid = p.metadata.get(KEY_ID, b"").decode()
+            cipher = self._ciphers.get(kid)
+            if cipher is None:
+                raise UnknownKeyError(f"payload encrypted with unknown key id {kid!r}")
+            plain = cipher.decrypt(p.data[:12], p.data[12:], kid.encode())
+            out.append(Payload.FromString(plain))
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyring:
+    keys: dict[str, bytes]
+    active: str
+    case_id_secret: bytes
+
+
+def parse_keys(spec: str) -> tuple[dict[str, bytes], str]:
+    """``"k2:BASE64,k1:BASE64"`` -> keys and the active (first) key ID."""
+    keys: dict[str, bytes] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        kid, sep, b64 = part.partition(":")
+        if not sep or not kid:
+            raise ValueError("CCS_ENCRYPTION_KEYS must look like 'keyid:base64key,oldkeyid:base64key'")
+        try:
+            keys[kid] = base64.b64decode(b64, validate=True)
+        except ValueError:
+            raise ValueError(f"CCS_ENCRYPTION_KEYS: key {kid!r} is not valid base64") from None
+    if not keys:
+        raise ValueError("CCS_ENCRYPTION_KEYS holds no key")
+    return keys, next(iter(keys))
+
+
+def load_keyring(settings) -> Keyring:
+    """Keys from the environment, or (one machine) from CCS_HOME/keys.json, made on first use."""
+    path = Path(settings.home_dir) / "keys.json"
+    stored: dict = {}
+    if not (settings.encryption_keys and settings.case_id_secret):
+        if path.exists():
+            stored = json.loads(path.read_text())
+        else:
+            stored = {
+                "encryption_keys": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+                "case_id_secret": base64.b64encode(os.urandom(32)).decode(),
+            }
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(stored, indent=2))
+            tmp.chmod(0o600)
+            os.replace(tmp, path)
+    keys, active = parse_keys(settings.encryption_keys or stored["encryption_keys"])
+    secret = base64.b64decode(settings.case_id_secret or stored["case_id_secret"])
+    return Keyring(keys=keys, active=active, case_id_secret=secret)
+
+
+def data_converter(keyring: Keyring) -> DataConverter:
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keyring.keys, keyring.active),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

@@ -1,0 +1,133 @@
+"""Every regulatory number in one model. A deployment overrides any of them with a
+TOML file named by ``CCS_POLICY``; durations are ISO 8601 (``P7D``, ``PT5S``).
+
+Sources (SPEC §1): 22 CCR 41514 (application), 22 CCR 41610 (residential/financial,
+renewal), 22 CCR 42132 (Notice of Action), 22 CCR 42160/42180 (appeal, fair hearing),
+22 CCR 41684 (enrollment fee), HSC 123870 (financial), HSC 123850 (jurisdiction).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IntakePolicy(_Frozen):
+    application_packet_within: timedelta = timedelta(days=5)
+    second_notice_after: timedelta = timedelta(days=20)
+    # The referral date stays the application date only if the application comes back within this.
+    application_date_grace: timedelta = timedelta(days=20)
+
+
+class RecordsPolicy(_Frozen):
+    reminder_every: timedelta = timedelta(days=7)
+    escalate_after: timedelta = timedelta(days=30)
+
+
+class EligibilityPolicy(_Frozen):
+    documents_request_within: timedelta = timedelta(days=5)
+    family_response_within: timedelta = timedelta(days=30)
+    decision_within: timedelta = timedelta(days=30)
+    agi_limit: Decimal = Decimal("40000")
+    cost_share_of_agi: Decimal = Decimal("0.20")
+    medical_review_within: timedelta = timedelta(days=30)
+
+
+class NoticePolicy(_Frozen):
+    noa_within: timedelta = timedelta(days=7)
+    appeal_window: timedelta = timedelta(days=30)
+    appeal_answer_within: timedelta = timedelta(days=21)
+    fair_hearing_window: timedelta = timedelta(days=14)
+
+
+class ActivePolicy(_Frozen):
+    renewal_every_years: int = 1
+    renewal_notice_before: timedelta = timedelta(days=30)
+    enrollment_fee_grace: timedelta = timedelta(days=61)
+    assign_case_manager_within: timedelta = timedelta(days=5)
+    transition_planning_age: int = 14
+    transition_review_ages: tuple[int, ...] = (18, 20)
+    coverage_end_age: int = 21
+    milestone_task_within: timedelta = timedelta(days=30)
+
+
+class MealsLodgingPolicy(_Frozen):
+    prior_approval_min: timedelta = timedelta(days=5)
+    prior_approval_recommended: timedelta = timedelta(days=7)
+    emergency_business_days_after: int = 1
+    meals_per_person_per_day: Decimal = Decimal("15.00")
+    lodging_per_night: Decimal = Decimal("150.00")
+    mileage_rate: Decimal = Decimal("0.21")
+    mileage_max_miles: int = 1000
+    receipts_within: timedelta = timedelta(days=60)
+    receipts_reminder_every: timedelta = timedelta(days=14)
+    decision_within: timedelta = timedelta(days=3)
+    max_travellers: int = 6
+
+
+class SarPolicy(_Frozen):
+    routine_working_days: int = 5
+    expedited: timedelta = timedelta(hours=72)
+    extended: timedelta = timedelta(days=14)
+    reminder_before: timedelta = timedelta(days=1)
+    escalate_before: timedelta = timedelta(hours=12)
+    authorization_valid_for: timedelta = timedelta(days=180)
+
+
+class SupervisionPolicy(_Frozen):
+    escalation_grace: timedelta = timedelta(days=3)
+    # How long a case may sit in a stage before `ccs stuck` lists it.
+    stuck_after: dict[str, timedelta] = Field(
+        default_factory=lambda: {
+            "intake": timedelta(days=20),
+            "records": timedelta(days=30),
+            "eligibility": timedelta(days=30),
+            "medical_review": timedelta(days=30),
+            "denied": timedelta(days=37),
+            "appeal": timedelta(days=21),
+            "active": timedelta(days=400),
+        }
+    )
+
+
+class RunPolicy(_Frozen):
+    # Continue-as-new after this many events, or once a run is this old.
+    continue_as_new_after_events: int = 2000
+    continue_as_new_after: timedelta = timedelta(days=365)
+
+
+class Policy(_Frozen):
+    timezone: str = "America/Los_Angeles"
+    intake: IntakePolicy = IntakePolicy()
+    records: RecordsPolicy = RecordsPolicy()
+    eligibility: EligibilityPolicy = EligibilityPolicy()
+    notices: NoticePolicy = NoticePolicy()
+    active: ActivePolicy = ActivePolicy()
+    meals_lodging: MealsLodgingPolicy = MealsLodgingPolicy()
+    sar: SarPolicy = SarPolicy()
+    supervision: SupervisionPolicy = SupervisionPolicy()
+    run: RunPolicy = RunPolicy()
+    # Per-county overrides of the reference data, e.g. {"Kern": {"jurisdiction": "dependent"}}.
+    counties: dict[str, dict[str, str | None]] = Field(default_factory=dict)
+
+
+def load_policy(path: Path | str | None) -> Policy:
+    """The default policy, overridden by the TOML file at ``path`` if given."""
+    if not path:
+        return Policy()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"CCS_POLICY file not found: {p}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"CCS_POLICY file {p} is not valid TOML: {e}") from None
+    return Policy.model_validate(data)

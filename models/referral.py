@@ -1,0 +1,80 @@
+"""The referral: what anyone (parent, provider, hospital, plan) sends to open a case."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+import simple_icd_10_cm as icd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ReferrerKind = Literal["parent", "self", "pcp", "specialist", "hospital", "health_plan", "other"]
+
+_CIN = re.compile(r"^[0-9]{8}[A-Z]$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Contact(_Model):
+    name: str | None = Field(None, max_length=200)
+    organization: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=40)
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Child(_Model):
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: date
+    county: str = Field(min_length=1, max_length=60, description="county of residence")
+    cin: str | None = Field(None, description="Medi-Cal client index number: 8 digits and a letter")
+    guardian: Contact | None = None
+
+    @field_validator("cin")
+    @classmethod
+    def _cin(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        v = v.upper()
+        if not _CIN.match(v):
+            raise ValueError("a Medi-Cal number (CIN) is 8 digits followed by a letter")
+        return v
+
+
+def normalize_icd10(code: str) -> str:
+    """``q909`` or ``Q90.9`` -> ``Q90.9``; raises ValueError if not an ICD-10-CM code."""
+    raw = code.strip().upper()
+    if not raw or not icd.is_valid_item(raw):
+        raise ValueError(f"{code!r} is not an ICD-10-CM code (e.g. Q90.9, E84.0)")
+    return icd.add_dot(raw) if "." not in raw else raw
+
+
+class ConditionReferral(_Model):
+    icd10: str
+    description: str = Field(min_length=1, max_length=500)
+
+    @field_validator("icd10")
+    @classmethod
+    def _icd10(cls, v: str) -> str:
+        return normalize_icd10(v)
+
+
+class Referrer(Contact):
+    kind: ReferrerKind
+
+
+class MediCal(_Model):
+    full_scope: bool
+    share_of_cost: bool = False
+
+
+class Referral(_Model):
+    child: Child
+    referrer: Referrer
+    conditions: list[ConditionReferral] = Field(min_length=1, max_length=20)
+    medi_cal: MediCal
+    records_attached: bool = False
+    received_on: date | None = Field(None, description="defaults to today (California time)")

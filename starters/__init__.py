@@ -1,0 +1,1 @@
+"""Entry points for people: the `ccs` command and the Python client it uses."""

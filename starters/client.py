@@ -1,0 +1,163 @@
+"""The Python client: refer a child, act on a case, show a case. The `ccs` command and
+the tests use these; each validates first, so bad input starts or changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import unicodedata
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    RPCError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCStatusCode
+
+from models.actions import ACTIONS, Refer
+from models.case import Actor, CaseInput, CaseStatus
+from models.converter import Keyring, data_converter, load_keyring
+from models.policy import Policy
+from models.referral import Child, Referral
+from models.settings import Settings
+from rules.ages import local_today
+from rules.referral import referral_problems
+from workflows.case import ChildCaseWorkflow
+
+
+class CcsError(Exception):
+    """An error a person can act on: a message, and what was wrong field by field."""
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+    def to_json(self) -> dict:
+        return {"error": self.message, "fields": self.fields}
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def case_id_for(child: Child, secret: bytes) -> str:
+    """An opaque, stable case ID: the same child always reaches the same workflow."""
+    identity = f"{_fold(child.last_name)}|{_fold(child.first_name)}|{child.date_of_birth.isoformat()}"
+    return "case-" + hmac.new(secret, identity.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def fields_of(error: ValidationError) -> dict[str, str]:
+    return {".".join(str(p) for p in e["loc"]) or "(root)": e["msg"] for e in error.errors()}
+
+
+async def connect(settings: Settings, keyring: Keyring | None = None) -> Client:
+    keyring = keyring or load_keyring(settings)
+    try:
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                    data_converter=data_converter(keyring))
+    except RuntimeError as e:
+        raise CcsError(f"cannot reach Temporal at {settings.temporal_address}: {e}") from None
+
+
+class Cases:
+    """Case operations against one Temporal namespace and task queue."""
+
+    def __init__(self, client: Client, task_queue: str, policy: Policy, case_id_secret: bytes) -> None:
+        self.client, self.task_queue, self.policy, self.secret = client, task_queue, policy, case_id_secret
+
+    def validate_referral(self, data: dict[str, Any] | Referral) -> Referral:
+        try:
+            referral = data if isinstance(data, Referral) else Referral.model_validate(data)
+        except ValidationError as e:
+            raise CcsError("invalid referral", fields_of(e)) from None
+        today = local_today(datetime.now(timezone.utc), self.policy.timezone)
+        problems = referral_problems(referral, today, self.policy)
+        if problems:
+            raise CcsError("invalid referral", problems)
+        return referral
+
+    async def refer(self, data: dict[str, Any] | Referral, actor: Actor, referral_id: str | None = None) -> CaseStatus:
+        """Open the child's case, or add the referral's conditions to the case already open."""
+        referral = self.validate_referral(data)
+        case_id = case_id_for(referral.child, self.secret)
+        referral_id = referral_id or uuid.uuid4().hex
+        start = WithStartWorkflowOperation(
+            ChildCaseWorkflow.run,
+            CaseInput(case_id=case_id, policy=self.policy, referral=referral, referral_id=referral_id),
+            id=case_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        action = Refer(actor=actor, referral=referral, referral_id=referral_id)
+        try:
+            return await self.client.execute_update_with_start_workflow(
+                "refer", action, start_workflow_operation=start, result_type=CaseStatus)
+        except WorkflowUpdateFailedError as e:
+            raise _update_error(e) from None
+
+    async def act(self, case_id: str, name: str, data: dict[str, Any]) -> CaseStatus:
+        spec = ACTIONS.get(name)
+        if spec is None or name == "refer":
+            known = ", ".join(sorted(n for n in ACTIONS if n != "refer"))
+            raise CcsError(f"unknown action {name!r}; actions are: {known} (use `ccs refer` to refer)")
+        try:
+            action = spec.model.model_validate(data)
+        except ValidationError as e:
+            raise CcsError(f"invalid data for {name}", fields_of(e)) from None
+        handle = self.client.get_workflow_handle(case_id)
+        try:
+            return await handle.execute_update(name, action, result_type=CaseStatus)
+        except WorkflowUpdateFailedError as e:
+            raise _update_error(e) from None
+        except RPCError as e:
+            raise _rpc_error(case_id, e) from None
+
+    async def show(self, case_id: str) -> CaseStatus:
+        handle = self.client.get_workflow_handle(case_id)
+        try:
+            return await handle.query(ChildCaseWorkflow.status)
+        except RPCError as e:
+            raise _rpc_error(case_id, e) from None
+        except WorkflowQueryFailedError as e:
+            raise CcsError(f"case {case_id} cannot answer: {e}") from None
+
+
+def _update_error(e: WorkflowUpdateFailedError) -> CcsError:
+    cause = e.cause
+    if isinstance(cause, ApplicationError):
+        fields = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        return CcsError(cause.message, fields)
+    return CcsError(str(cause or e))
+
+
+def _rpc_error(case_id: str, e: RPCError) -> CcsError:
+    if e.status == RPCStatusCode.NOT_FOUND:
+        return CcsError(f"no case {case_id}")
+    if e.status == RPCStatusCode.FAILED_PRECONDITION:
+        return CcsError(f"case {case_id} is closed and no longer takes actions")
+    return CcsError(f"Temporal refused: {e.message}")
+
+
+def load_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise CcsError(f"no such file: {path}") from None
+    except json.JSONDecodeError as e:
+        raise CcsError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise CcsError(f"{path} must hold one JSON object")
+    return data

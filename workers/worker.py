@@ -1,0 +1,54 @@
+"""The worker: workflows and activities on the case task queue."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.db import make_engine, session_factory
+from activities.notify import Notifier, channel_from_settings
+from activities.storage import CaseActivities
+from models import search
+from models.settings import Settings
+from workflows import WORKFLOWS
+
+log = logging.getLogger(__name__)
+
+
+
+async def ensure_search_attributes(client: Client, namespace: str, known: bool = True) -> list[str]:
+    """Register the SPEC's search attributes that the server lacks; return those added.
+
+    ``known=False`` skips listing (the time-skipping test server cannot list, only add)."""
+    have = (await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))).custom_attributes if known else {}
+    missing = {
+        key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
+        for key in search.ALL
+        if key.name not in have
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+    return sorted(missing)
+
+
+def build_activities(settings: Settings, database_url: str) -> tuple[CaseActivities, object]:
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    notifier = Notifier(sessions, channel_from_settings(settings), settings.mail_from, settings.supervisor_email)
+    return CaseActivities(sessions, notifier), engine
+
+
+def build_worker(client: Client, task_queue: str, activities: CaseActivities, max_cached: int = 1000) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[activities.record_steps],
+        max_cached_workflows=max_cached,
+    )

@@ -1,0 +1,817 @@
+"""ChildCaseWorkflow: one long-running workflow per child, from referral to closure at 21.
+
+All state lives in one ``CaseState``. Case-manager actions are updates (validated before
+anything changes); deadlines are absolute times in the state, so they survive
+continue-as-new; every step queues one ``StepRecord`` that the main loop persists
+(audit row, tasks, notices, read model) through one idempotent activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from models import search
+    from models.actions import ACTIONS, WAITING_FOR, Action
+    from models.case import (
+        SYSTEM,
+        Actor,
+        Appeal,
+        CaseInput,
+        CaseRecord,
+        CaseState,
+        CaseStatus,
+        Closure,
+        Condition,
+        Denial,
+        Determination,
+        EnrollmentFee,
+        Milestone,
+        Notice,
+        Stage,
+        StageChange,
+        StepRecord,
+        Task,
+        TaskRef,
+    )
+    from models.counties import find_county
+    from models.referral import Referral
+    from rules.ages import age_on, birthday, local_today, start_of_day
+    from rules.eligibility import residential_financial
+    from rules.referral import referral_problems
+
+INVALID = "InvalidAction"
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["InvalidStep"],
+)
+
+
+def invalid(message: str, **fields: str) -> ApplicationError:
+    return ApplicationError(message, fields or None, type=INVALID, non_retryable=True)
+
+
+class _Draft:
+    """What the step under way changes outside the workflow."""
+
+    def __init__(self) -> None:
+        self.opened: list[TaskRef] = []
+        self.closed: list[str] = []
+        self.notices: list[Notice] = []
+
+
+@workflow.defn
+class ChildCaseWorkflow:
+    @workflow.init
+    def __init__(self, inp: CaseInput) -> None:
+        self._draft = _Draft()
+        self._wake = False
+        self._sa: dict[str, object] = {}
+        if inp.state is not None:
+            self.s = inp.state
+            self.s.runs += 1
+        else:
+            assert inp.referral is not None, "a new case needs a referral"
+            self.s = self._open(inp)
+
+    # ---- run loop -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: CaseInput) -> CaseStatus:
+        run_started = workflow.now()
+        self._upsert_search_attributes()
+        if self.s.runs > 1:
+            workflow.logger.info("case continued as new (run %d)", self.s.runs)
+        while True:
+            await self._flush()
+            if self.s.stage == "closed" or self._should_continue_as_new(run_started):
+                break
+            wake_in = self._next_wake(run_started) - workflow.now()
+            self._wake = False
+            if wake_in > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: self._wake, timeout=wake_in)
+                except asyncio.TimeoutError:
+                    pass
+            self._fire_due()
+            self._upsert_search_attributes()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush()
+        if self.s.stage == "closed":
+            return self._status()
+        workflow.continue_as_new(CaseInput(case_id=self.s.case_id, policy=self.s.policy, state=self.s))
+
+    def _should_continue_as_new(self, run_started: datetime) -> bool:
+        info = workflow.info()
+        run = self.s.policy.run
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= run.continue_as_new_after_events
+            or workflow.now() - run_started >= run.continue_as_new_after
+        )
+
+    async def _flush(self) -> None:
+        while self.s.pending_steps:
+            batch = list(self.s.pending_steps)
+            await workflow.execute_activity(
+                "record_steps",
+                batch,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=STEP_RETRY,
+                summary=f"record {len(batch)} step(s)",
+            )
+            del self.s.pending_steps[: len(batch)]
+
+    # ---- query and actions --------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> CaseStatus:
+        return self._status()
+
+    @workflow.update(dynamic=True)
+    def act(self, name: str, args: Sequence[RawValue]) -> CaseStatus:
+        action = self._decode(name, args)
+        self._begin()
+        detail = getattr(self, f"_do_{name}")(action) or {}
+        self._commit(action.actor, name, detail)
+        return self._status()
+
+    @act.validator
+    def _validate_act(self, name: str, args: Sequence[RawValue]) -> None:
+        action = self._decode(name, args)
+        self._check(name, action)
+
+    def _decode(self, name: str, args: Sequence[RawValue]) -> Action:
+        spec = ACTIONS.get(name)
+        if spec is None:
+            raise invalid(f"unknown action {name!r}; actions are: {', '.join(sorted(ACTIONS))}")
+        if len(args) != 1:
+            raise invalid(f"{name} takes one JSON object")
+        try:
+            return workflow.payload_converter().from_payload(args[0].payload, spec.model)
+        except ValidationError as e:
+            fields = {".".join(str(p) for p in err["loc"]) or name: err["msg"] for err in e.errors()}
+            raise invalid(f"{name}: invalid data: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), **fields)
+        except Exception as e:  # a payload that is not JSON of the right shape at all
+            raise invalid(f"{name}: cannot read the data ({type(e).__name__})")
+
+    def _check(self, name: str, action: Action) -> None:
+        spec = ACTIONS[name]
+        s = self.s
+        if s.stage not in spec.stages:
+            raise invalid(
+                f"{name} does not fit a case in stage {s.stage!r}: the case is waiting for {WAITING_FOR[s.stage]}"
+            )
+        if action.actor.role not in spec.roles:
+            raise invalid(f"{name} must be taken by one of: {', '.join(spec.roles)} (not {action.actor.role})")
+        getattr(self, f"_check_{name}", lambda a: None)(action)
+
+    # ---- opening the case ---------------------------------------------------------
+
+    def _open(self, inp: CaseInput) -> CaseState:
+        ref = inp.referral
+        now = workflow.now()
+        policy = inp.policy
+        today = local_today(now, policy.timezone)
+        county = find_county(ref.child.county, policy.counties)
+        problems = referral_problems(ref, today, policy)
+        if problems or county is None:
+            # The client checks first; a workflow started with a bad referral closes at once.
+            raise ApplicationError("invalid referral", problems, type="InvalidReferral", non_retryable=True)
+        received = ref.received_on or today
+        self.s = CaseState(
+            case_id=inp.case_id,
+            policy=policy,
+            child=ref.child.model_copy(update={"county": county.name}),
+            referrer=ref.referrer,
+            medi_cal=ref.medi_cal,
+            records_attached=ref.records_attached,
+            county=county.name,
+            jurisdiction="county" if county.jurisdiction == "independent" else "state",
+            wcm_plan=county.wcm_plan,
+            stage="intake",
+            stage_since=now,
+            opened_at=now,
+            stage_history=[StageChange(stage="intake", at=now)],
+            conditions=[],
+            referral_date=received,
+            referral_ids=[inp.referral_id] if inp.referral_id else [],
+        )
+        self._begin()
+        self._add_conditions(ref, received)
+        age_limit = policy.active.coverage_end_age
+        self.s.deadlines["aged_out"] = start_of_day(birthday(ref.child.date_of_birth, age_limit), policy.timezone)
+        self._enter_intake()
+        self._commit(SYSTEM, "referral_received", {"referrer_kind": ref.referrer.kind, "county": county.name})
+        return self.s
+
+    def _add_conditions(self, ref: Referral, on: date) -> list[Condition]:
+        known = {c.icd10 for c in self.s.conditions}
+        added = []
+        for c in ref.conditions:
+            if c.icd10 in known:
+                continue
+            cond = Condition(
+                id=f"C{len(self.s.conditions) + 1}",
+                icd10=c.icd10,
+                description=c.description,
+                referred_on=on,
+                referrer_kind=ref.referrer.kind,
+            )
+            self.s.conditions.append(cond)
+            added.append(cond)
+        return added
+
+    # ---- stages ---------------------------------------------------------------------
+
+    def _today(self) -> date:
+        return local_today(workflow.now(), self.s.policy.timezone)
+
+    def _move(self, stage: Stage) -> None:
+        now = workflow.now()
+        for key in [k for k in self.s.deadlines if k != "aged_out" and not k.startswith("milestone:")]:
+            del self.s.deadlines[key]
+        for task in list(self.s.tasks.values()):
+            if task.kind in STAGE_TASKS.get(self.s.stage, ()):
+                self._close_task(task.id)
+        self.s.stage = stage
+        self.s.stage_since = now
+        self.s.stage_history.append(StageChange(stage=stage, at=now))
+        getattr(self, f"_enter_{stage}")()
+
+    def _enter_intake(self) -> None:
+        p = self.s.policy.intake
+        self._notify("application_packet", "family", "Your CCS application packet",
+                     "Please complete and return the enclosed CCS application.")
+        self.s.deadlines["second_notice"] = self._at(self.s.referral_date, p.second_notice_after)
+        self._open_task("application", "Receive the signed application from the family",
+                        self._intake_queue(), self._at(self.s.referral_date, p.second_notice_after))
+
+    def _enter_records(self) -> None:
+        p = self.s.policy.records
+        now = workflow.now()
+        self._notify("records_request", "referrer", "CCS request for medical records",
+                     "Please send the medical records supporting this CCS referral.")
+        self.s.deadlines["records_reminder"] = now + p.reminder_every
+        self.s.deadlines["records_escalation"] = now + p.escalate_after
+        self._open_task("records", "Obtain medical records from the referring provider",
+                        self._worker(), now + p.escalate_after)
+
+    def _enter_eligibility(self) -> None:
+        p = self.s.policy.eligibility
+        now = workflow.now()
+        self._notify("documents_request", "family", "CCS residential and financial documents",
+                     "Please send proof of residence and income within "
+                     f"{p.family_response_within.days} days.")
+        self._open_task("residential_financial", "Decide residential and financial eligibility",
+                        self._worker(), now + p.family_response_within)
+
+    def _enter_medical_review(self) -> None:
+        for cond in self.s.conditions:
+            if cond.status == "pending":
+                self._open_review_task(cond)
+
+    def _enter_denied(self) -> None:
+        d = self.s.denial
+        p = self.s.policy.notices
+        d.noa_sent_on = self._today()
+        d.appeal_until = workflow.now() + p.appeal_window
+        self._notify("notice_of_action", "family", "CCS Notice of Action",
+                     f"CCS cannot approve services: {d.reason}. You may appeal within "
+                     f"{p.appeal_window.days} days of this notice.")
+        self.s.deadlines["appeal_window"] = d.appeal_until
+
+    def _enter_appeal(self) -> None:
+        self._open_task("appeal_answer", "Answer the appeal", "supervisor", self.s.appeal.answer_due)
+
+    def _enter_active(self) -> None:
+        s, p = self.s, self.s.policy.active
+        today = self._today()
+        if s.renewal_due is None or s.renewal_due <= today:
+            s.renewal_due = birthday(today, p.renewal_every_years)
+        self._schedule_renewal()
+        if s.finances and s.finances.enrollment_fee > 0 and s.enrollment_fee is None:
+            s.enrollment_fee = EnrollmentFee(amount=s.finances.enrollment_fee, due_on=today)
+            s.deadlines["enrollment_fee"] = start_of_day(today, s.policy.timezone) + p.enrollment_fee_grace
+        if not s.case_manager:
+            self._open_task("assign_case_manager", "Assign a case manager", "supervisor",
+                            workflow.now() + p.assign_case_manager_within)
+        self._schedule_milestones()
+        self._notify("case_open", "family", "Your child is enrolled in CCS",
+                     "CCS has approved services for your child. Your case manager will contact you.")
+
+    def _enter_closed(self) -> None:
+        s = self.s
+        for task in list(s.tasks.values()):
+            self._close_task(task.id)
+        s.deadlines.clear()
+        note = (" If your child has a listed genetic condition, ask us about the Genetically Handicapped "
+                "Persons Program (GHPP).") if s.closure.reason == "aged_out" else ""
+        self._notify("case_closed", "family", "Your CCS case is closed",
+                     f"Your CCS case was closed ({s.closure.reason.replace('_', ' ')}).{note}")
+
+    def _close(self, reason: str, by: Actor, note: str | None = None) -> None:
+        self.s.closure = Closure(reason=reason, on=self._today(), by=by.id, note=note)
+        self._move("closed")
+
+    def _after_determinations(self) -> None:
+        """Medical review ends when no condition is pending."""
+        conds = self.s.conditions
+        if any(c.status == "pending" for c in conds):
+            return
+        if any(c.status == "eligible" for c in conds):
+            self._move("active")
+        else:
+            self.s.denial = Denial(from_stage="medical_review", reason="no CCS-eligible medical condition")
+            self._move("denied")
+
+    def _resume_after_appeal(self) -> None:
+        origin = self.s.denial.from_stage
+        self.s.denial = None
+        if origin == "eligibility":
+            self._move("medical_review")
+        elif origin == "medical_review":
+            for c in self.s.conditions:
+                if c.status == "not_eligible":
+                    c.status = "eligible"
+            self._move("active")
+        else:  # a renewal denial overturned: the next renewal is a year from now
+            self.s.renewal_due = None
+            self._move("active")
+
+    # ---- action checks and effects --------------------------------------------------
+
+    def _check_date(self, field: str, day: date, earliest: date | None = None) -> None:
+        if day > self._today():
+            raise invalid(f"{field} is in the future", **{field: "in the future"})
+        if earliest and day < earliest:
+            raise invalid(f"{field} is before {earliest.isoformat()}", **{field: "too early"})
+
+    def _check_refer(self, a) -> None:
+        if a.referral_id in self.s.referral_ids:
+            return
+        problems = referral_problems(a.referral, self._today(), self.s.policy)
+        if problems:
+            raise invalid("invalid referral: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+        if a.referral.child.date_of_birth != self.s.child.date_of_birth:
+            raise invalid("this referral is for a different child (date of birth differs)")
+        known = {c.icd10 for c in self.s.conditions}
+        if all(c.icd10 in known for c in a.referral.conditions):
+            raise invalid("every condition in this referral is already on the case: " +
+                          ", ".join(c.icd10 for c in a.referral.conditions))
+
+    def _do_refer(self, a) -> dict:
+        if a.referral_id in self.s.referral_ids:
+            return {"duplicate_referral": True}
+        self.s.referral_ids.append(a.referral_id)
+        added = self._add_conditions(a.referral, self._today())
+        if self.s.stage in ("active", "medical_review"):
+            for cond in added:
+                self._open_review_task(cond)
+        return {"conditions_added": [c.id for c in added]}
+
+    def _check_record_application(self, a) -> None:
+        self._check_date("received_on", a.received_on, self.s.referral_date)
+
+    def _do_record_application(self, a) -> dict:
+        s, p = self.s, self.s.policy.intake
+        on_time = a.received_on <= s.referral_date + timedelta(days=p.application_date_grace.days)
+        s.application_date = s.referral_date if on_time else a.received_on
+        if s.records_attached:  # a provider's referral that carried its records skips the records stage
+            s.records_received_on = s.referral_date
+            self._move("eligibility")
+        else:
+            self._move("records")
+        return {"application_date": s.application_date.isoformat(), "within_grace": on_time}
+
+    def _check_record_records(self, a) -> None:
+        self._check_date("received_on", a.received_on, self.s.referral_date)
+
+    def _do_record_records(self, a) -> dict:
+        self.s.records_received_on = a.received_on
+        self._move("eligibility")
+        return {}
+
+    def _do_record_eligibility(self, a) -> dict:
+        s = self.s
+        s.finances = a.finances
+        s.eligibility = residential_financial(a.finances, s.policy.eligibility)
+        if s.eligibility.eligible:
+            self._move("medical_review")
+        else:
+            s.denial = Denial(from_stage="eligibility", reason=s.eligibility.basis)
+            self._move("denied")
+        return {"eligible": s.eligibility.eligible, "basis": s.eligibility.basis}
+
+    def _check_record_medical_determination(self, a) -> None:
+        cond = next((c for c in self.s.conditions if c.id == a.condition_id), None)
+        if cond is None:
+            raise invalid(f"no condition {a.condition_id} on this case; conditions: "
+                          + ", ".join(c.id for c in self.s.conditions), condition_id="unknown")
+        if cond.status != "pending":
+            raise invalid(f"condition {a.condition_id} was already determined ({cond.status})")
+        needed = "medical_consultant" if self.s.jurisdiction == "county" else "state_reviewer"
+        if a.actor.role != needed:
+            where = "the county medical consultant" if needed == "medical_consultant" else "the State CCS office"
+            raise invalid(f"in {self.s.county} County the medical determination is made by {where} ({needed})")
+
+    def _do_record_medical_determination(self, a) -> dict:
+        cond = next(c for c in self.s.conditions if c.id == a.condition_id)
+        cond.status = "eligible" if a.eligible else "not_eligible"
+        cond.determination = Determination(
+            eligible=a.eligible, decided_by=self.s.jurisdiction, decided_by_actor=a.actor.id,
+            decided_on=self._today(), reason=a.reason,
+        )
+        for task in list(self.s.tasks.values()):
+            if task.kind == f"medical_review:{cond.id}":
+                self._close_task(task.id)
+        if self.s.stage == "medical_review":
+            self._after_determinations()
+        elif not a.eligible:
+            self._notify("notice_of_action", "family", "CCS Notice of Action",
+                         f"CCS cannot approve services for the condition referred on "
+                         f"{cond.referred_on.isoformat()}. You may appeal within "
+                         f"{self.s.policy.notices.appeal_window.days} days.")
+        return {"condition_id": cond.id, "eligible": a.eligible, "decided_by": self.s.jurisdiction}
+
+    def _check_file_appeal(self, a) -> None:
+        if workflow.now() > self.s.denial.appeal_until:
+            raise invalid("the appeal window has ended")
+        self._check_date("filed_on", a.filed_on, self.s.denial.noa_sent_on)
+
+    def _do_file_appeal(self, a) -> dict:
+        self.s.appeal = Appeal(filed_on=a.filed_on, grounds=a.grounds,
+                               answer_due=workflow.now() + self.s.policy.notices.appeal_answer_within)
+        self._move("appeal")
+        return {}
+
+    def _check_decide_appeal(self, a) -> None:
+        if self.s.appeal.outcome is not None:
+            raise invalid(f"the appeal was already decided ({self.s.appeal.outcome}); "
+                          "record the fair hearing with request_fair_hearing / record_fair_hearing_decision")
+
+    def _do_decide_appeal(self, a) -> dict:
+        s = self.s
+        s.appeal.outcome, s.appeal.decided_on = a.outcome, self._today()
+        self._close_tasks_of_kind("appeal_answer")
+        self._notify("appeal_decision", "family", "CCS appeal decision",
+                     f"Your appeal was {a.outcome}." + (
+                         f" You may request a State fair hearing within "
+                         f"{s.policy.notices.fair_hearing_window.days} days." if a.outcome == "upheld" else ""))
+        if a.outcome == "overturned":
+            self._resume_after_appeal()
+        else:
+            s.appeal.hearing_until = workflow.now() + s.policy.notices.fair_hearing_window
+            s.deadlines["fair_hearing_window"] = s.appeal.hearing_until
+        return {"outcome": a.outcome}
+
+    def _check_request_fair_hearing(self, a) -> None:
+        ap = self.s.appeal
+        if ap.outcome != "upheld" or ap.hearing_requested_on is not None:
+            raise invalid("a fair hearing can be requested once, after the appeal is upheld")
+        self._check_date("requested_on", a.requested_on, ap.decided_on)
+
+    def _do_request_fair_hearing(self, a) -> dict:
+        self.s.appeal.hearing_requested_on = a.requested_on
+        self.s.deadlines.pop("fair_hearing_window", None)
+        self._open_task("fair_hearing", "Record the State fair hearing decision", self._worker(),
+                        workflow.now() + timedelta(days=90))
+        return {}
+
+    def _check_record_fair_hearing_decision(self, a) -> None:
+        if self.s.appeal.hearing_requested_on is None:
+            raise invalid("no fair hearing was requested on this case (request_fair_hearing)")
+
+    def _do_record_fair_hearing_decision(self, a) -> dict:
+        if a.outcome == "overturned":
+            self._resume_after_appeal()
+        else:
+            self._close("not_eligible", a.actor, "fair hearing upheld the denial")
+        return {"outcome": a.outcome}
+
+    def _do_assign_case_manager(self, a) -> dict:
+        s = self.s
+        previous, s.case_manager = s.case_manager, a.case_manager
+        self._close_tasks_of_kind("assign_case_manager")
+        for task in s.tasks.values():
+            if task.assignee in (previous, f"{s.county}:unassigned"):
+                self._reassign(task, a.case_manager)
+        return {"case_manager": a.case_manager, "previous": previous}
+
+    def _do_record_renewal(self, a) -> dict:
+        s = self.s
+        s.finances = a.finances
+        s.eligibility = residential_financial(a.finances, s.policy.eligibility)
+        self._close_tasks_of_kind("renewal")
+        if not s.eligibility.eligible:
+            s.denial = Denial(from_stage="renewal", reason=s.eligibility.basis)
+            self._move("denied")
+        else:
+            s.renewal_due = birthday(s.renewal_due, s.policy.active.renewal_every_years)
+            self._schedule_renewal()
+        return {"eligible": s.eligibility.eligible, "renewal_due": s.renewal_due.isoformat()}
+
+    def _check_transfer_county(self, a) -> None:
+        county = find_county(a.county, self.s.policy.counties)
+        if county is None:
+            raise invalid(f"unknown California county {a.county!r}", county="unknown")
+        if county.name == self.s.county:
+            raise invalid(f"the case is already in {county.name} County", county="unchanged")
+
+    def _do_transfer_county(self, a) -> dict:
+        s = self.s
+        county = find_county(a.county, s.policy.counties)
+        old = s.county
+        s.county, s.wcm_plan = county.name, county.wcm_plan
+        s.jurisdiction = "county" if county.jurisdiction == "independent" else "state"
+        s.child = s.child.model_copy(update={"county": county.name})
+        s.case_manager = None
+        for task in list(s.tasks.values()):
+            self._reassign(task, self._review_queue() if task.kind.startswith("medical_review:") else self._worker())
+        self._open_task("assign_case_manager", "Assign a case manager after transfer", "supervisor",
+                        workflow.now() + s.policy.active.assign_case_manager_within)
+        self._notify("transfer", "family", "Your CCS case moved county",
+                     f"Your CCS case was transferred from {old} to {county.name} County.")
+        return {"from": old, "to": county.name, "jurisdiction": s.jurisdiction}
+
+    def _check_record_fee_payment(self, a) -> None:
+        fee = self.s.enrollment_fee
+        if fee is None or fee.paid_on is not None:
+            raise invalid("no enrollment fee is owed on this case")
+        self._check_date("paid_on", a.paid_on)
+
+    def _do_record_fee_payment(self, a) -> dict:
+        self.s.enrollment_fee.paid_on = a.paid_on
+        self.s.deadlines.pop("enrollment_fee", None)
+        return {"amount": str(a.amount)}
+
+    def _check_complete_task(self, a) -> None:
+        task = self.s.tasks.get(a.task_id)
+        if task is None:
+            raise invalid(f"no open task {a.task_id}; open tasks: " + (", ".join(self.s.tasks) or "none"))
+        if not task.kind.startswith(MANUAL_TASKS):
+            raise invalid(f"task {a.task_id} ({task.kind}) closes by itself when its action is taken")
+
+    def _do_complete_task(self, a) -> dict:
+        kind = self.s.tasks[a.task_id].kind
+        self._close_task(a.task_id)
+        return {"task_id": a.task_id, "kind": kind}
+
+    def _do_close_case(self, a) -> dict:
+        self._close(a.reason, a.actor, a.note)
+        return {"reason": a.reason}
+
+    # ---- timers ---------------------------------------------------------------------
+
+    def _next_wake(self, run_started: datetime) -> datetime:
+        times = list(self.s.deadlines.values()) + [at for _, at in self._escalations()]
+        times.append(run_started + self.s.policy.run.continue_as_new_after)
+        return min(times)
+
+    def _escalations(self) -> list[tuple[str, datetime]]:
+        grace = self.s.policy.supervision.escalation_grace
+        out = []
+        for t in self.s.tasks.values():
+            if "assignee" not in t.escalated:
+                out.append((f"task_due:{t.id}", t.due))
+            elif "supervisor" not in t.escalated:
+                out.append((f"task_grace:{t.id}", t.due + grace))
+        return out
+
+    def _fire_due(self) -> None:
+        now = workflow.now()
+        due = sorted([(at, k) for k, at in self.s.deadlines.items() if at <= now] +
+                     [(at, k) for k, at in self._escalations() if at <= now])
+        for _, key in due:
+            name, _, arg = key.partition(":")
+            if self.s.stage == "closed":
+                return
+            if name.startswith("task_"):
+                if (key, self._escalation_at(arg)) not in self._escalations():
+                    continue  # the task closed, or was escalated, earlier in this pass
+            elif key not in self.s.deadlines or self.s.deadlines[key] > now:
+                continue  # an earlier timer in this pass moved or removed it
+            else:
+                del self.s.deadlines[key]
+            self._begin()
+            detail = getattr(self, f"_fire_{name}")(arg) or {}
+            self._commit(SYSTEM, f"timer:{name}", {"deadline": key, **detail})
+
+    def _escalation_at(self, task_id: str) -> datetime | None:
+        return next((at for k, at in self._escalations() if k.endswith(f":{task_id}")), None)
+
+    def _fire_second_notice(self, _: str) -> None:
+        self._notify("second_notice", "family", "Second notice: your CCS application",
+                     "We have not received your CCS application. Please return it as soon as possible.")
+
+    def _fire_records_reminder(self, _: str) -> dict:
+        n = sum(1 for k in self.s.notices_sent if "/records_reminder/" in k) + 1
+        self._notify("records_reminder", "referrer", "Reminder: CCS request for medical records",
+                     f"Reminder {n}: we are still waiting for the medical records for this CCS referral.")
+        self.s.deadlines["records_reminder"] = workflow.now() + self.s.policy.records.reminder_every
+        return {"reminder": n}
+
+    def _fire_records_escalation(self, _: str) -> None:
+        days = self.s.policy.records.escalate_after.days
+        self._notify("records_escalation", "supervisor", f"Escalation: records outstanding for {self.s.case_id}",
+                     f"Medical records for case {self.s.case_id} are outstanding after {days} days.")
+
+    def _fire_appeal_window(self, _: str) -> None:
+        self._close("not_eligible", SYSTEM, "no appeal within the appeal window")
+
+    def _fire_fair_hearing_window(self, _: str) -> None:
+        self._close("not_eligible", SYSTEM, "appeal upheld; no fair hearing requested")
+
+    def _fire_renewal_notice(self, _: str) -> None:
+        s = self.s
+        self._notify("renewal_notice", "family", "Your CCS renewal is due",
+                     f"Your child's CCS eligibility must be renewed by {s.renewal_due.isoformat()}.")
+        self._open_task("renewal", "Annual renewal: redetermine residential and financial eligibility",
+                        self._worker(), start_of_day(s.renewal_due, s.policy.timezone))
+
+    def _fire_enrollment_fee(self, _: str) -> None:
+        self._close("enrollment_fee_unpaid", SYSTEM, "enrollment fee unpaid by day 61")
+
+    def _fire_milestone(self, age: str) -> None:
+        self.s.milestones_done.append(age)
+        self._open_milestone_task(int(age))
+
+    def _fire_aged_out(self, _: str) -> None:
+        self._close("aged_out", SYSTEM, f"turned {self.s.policy.active.coverage_end_age}")
+
+    def _fire_task_due(self, task_id: str) -> None:
+        task = self.s.tasks[task_id]
+        task.escalated.append("assignee")
+        self._notify("task_overdue", "case_manager", f"Task due: {task.title}",
+                     f"Task {task.id} on case {self.s.case_id} is due now.", address=task.assignee)
+
+    def _fire_task_grace(self, task_id: str) -> None:
+        task = self.s.tasks[task_id]
+        task.escalated.append("supervisor")
+        self._notify("task_escalation", "supervisor", f"Escalation: overdue task on {self.s.case_id}",
+                     f"Task {task.id} ({task.title}), assigned to {task.assignee}, was due "
+                     f"{task.due.isoformat()} and is still open.")
+
+    def _schedule_renewal(self) -> None:
+        s = self.s
+        s.deadlines["renewal_notice"] = (
+            start_of_day(s.renewal_due, s.policy.timezone) - s.policy.active.renewal_notice_before
+        )
+
+    def _schedule_milestones(self) -> None:
+        s, p = self.s, self.s.policy.active
+        dob, today = s.child.date_of_birth, self._today()
+        for age in (p.transition_planning_age, *p.transition_review_ages):
+            if str(age) in s.milestones_done:
+                continue
+            if birthday(dob, age) > today:
+                s.deadlines[f"milestone:{age}"] = start_of_day(birthday(dob, age), s.policy.timezone)
+            elif age == p.transition_planning_age or age_on(dob, today) < age + 1:
+                s.milestones_done.append(str(age))
+                self._open_milestone_task(age)
+
+    def _open_milestone_task(self, age: int) -> None:
+        p = self.s.policy.active
+        title = ("Start transition planning" if age == p.transition_planning_age
+                 else f"Transition review at age {age}")
+        self._open_task(f"transition:{age}", title, self._worker(), workflow.now() + p.milestone_task_within)
+
+    # ---- tasks, notices, steps ------------------------------------------------------
+
+    def _intake_queue(self) -> str:
+        return self.s.case_manager or f"{self.s.county}:unassigned"
+
+    _worker = _intake_queue
+
+    def _review_queue(self) -> str:
+        return f"{self.s.county}:medical_consultant" if self.s.jurisdiction == "county" else "state:ccs_medical"
+
+    def _open_review_task(self, cond: Condition) -> None:
+        self._open_task(f"medical_review:{cond.id}", f"Medical determination of {cond.id} ({cond.icd10})",
+                        self._review_queue(), workflow.now() + self.s.policy.eligibility.medical_review_within)
+
+    def _open_task(self, kind: str, title: str, assignee: str, due: datetime) -> None:
+        self.s.task_counter += 1
+        task = Task(id=f"T{self.s.task_counter}", kind=kind, title=title, assignee=assignee,
+                    due=due, opened_at=workflow.now())
+        self.s.tasks[task.id] = task
+        self._draft.opened.append(TaskRef(**task.model_dump(exclude={"escalated"})))
+
+    def _close_task(self, task_id: str) -> None:
+        if self.s.tasks.pop(task_id, None) is not None:
+            self._draft.closed.append(task_id)
+
+    def _close_tasks_of_kind(self, kind: str) -> None:
+        for task in list(self.s.tasks.values()):
+            if task.kind == kind:
+                self._close_task(task.id)
+
+    def _reassign(self, task: Task, assignee: str) -> None:
+        if task.assignee == assignee:
+            return
+        self._close_task(task.id)
+        self._open_task(task.kind, task.title, assignee, task.due)
+
+    def _notify(self, kind: str, to: str, subject: str, body: str, address: str | None = None) -> None:
+        s = self.s
+        if address is None and to == "family":
+            address = (s.child.guardian.email if s.child.guardian and s.child.guardian.email else None) or (
+                s.referrer.email if s.referrer.kind in ("parent", "self") else None)
+        elif address is None and to == "referrer":
+            address = s.referrer.email
+        elif address is None and to == "case_manager":
+            address = s.case_manager
+        key = f"{s.case_id}/{s.seq + 1}/{kind}/{len(self._draft.notices)}"
+        self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
+                                          body=f"CCS case {s.case_id}\n\n{body}\n"))
+        s.notices_sent.append(key)
+
+    def _begin(self) -> None:
+        self._draft = _Draft()
+
+    def _at(self, day: date, after: timedelta) -> datetime:
+        return start_of_day(day, self.s.policy.timezone) + after
+
+    def _commit(self, actor: Actor, action: str, detail: dict) -> None:
+        s = self.s
+        s.seq += 1
+        s.pending_steps.append(StepRecord(
+            case_id=s.case_id, seq=s.seq, at=workflow.now(), actor_id=actor.id, actor_role=actor.role,
+            action=action, stage=s.stage, county=s.county, detail=detail,
+            tasks_opened=[t for t in self._draft.opened if t.id in s.tasks],
+            tasks_closed=[i for i in self._draft.closed if i not in {t.id for t in self._draft.opened}],
+            notices=self._draft.notices, record=self._record(),
+        ))
+        self._draft = _Draft()
+        self._wake = True
+
+    def _next_deadline(self) -> datetime | None:
+        times = [at for k, at in self.s.deadlines.items()] + [t.due for t in self.s.tasks.values()]
+        return min(times) if times else None
+
+    def _record(self) -> CaseRecord:
+        s = self.s
+        return CaseRecord(
+            case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county,
+            jurisdiction=s.jurisdiction, case_manager=s.case_manager, next_deadline=self._next_deadline(),
+            conditions=[c.icd10 for c in s.conditions], opened_at=s.opened_at,
+            closed_at=s.stage_since if s.stage == "closed" else None,
+            closure_reason=s.closure.reason if s.closure else None,
+        )
+
+    def _upsert_search_attributes(self) -> None:
+        s = self.s
+        wanted = {
+            search.STAGE: s.stage,
+            search.STAGE_SINCE: s.stage_since,
+            search.COUNTY: s.county,
+            search.CASE_MANAGER: s.case_manager,
+            search.NEXT_DEADLINE: self._next_deadline(),
+        }
+        updates = []
+        for key, value in wanted.items():
+            if self._sa.get(key.name, ...) != value:
+                self._sa[key.name] = value
+                updates.append(key.value_set(value) if value is not None else key.value_unset())
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _status(self) -> CaseStatus:
+        s = self.s
+        milestones = sorted(
+            (Milestone(name=k, at=at) for k, at in s.deadlines.items()
+             if k in ("aged_out", "renewal_notice") or k.startswith("milestone:")),
+            key=lambda m: m.at,
+        )
+        return CaseStatus(
+            case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county,
+            jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan,
+            case_management=s.wcm_plan if (s.wcm_plan and s.medi_cal.full_scope) else f"{s.county} County CCS",
+            case_manager=s.case_manager, child=s.child, conditions=s.conditions,
+            referral_date=s.referral_date, application_date=s.application_date, eligibility=s.eligibility,
+            denial=s.denial, appeal=s.appeal, renewal_due=s.renewal_due, enrollment_fee=s.enrollment_fee,
+            open_tasks=list(s.tasks.values()), deadlines=dict(s.deadlines), next_deadline=self._next_deadline(),
+            next_milestones=milestones, stage_history=s.stage_history, notices_sent=s.notices_sent,
+            closure=s.closure, waiting_for=WAITING_FOR[s.stage], runs=s.runs,
+        )
+
+
+# Tasks that belong to a stage and close when the case leaves it.
+STAGE_TASKS: dict[str, tuple[str, ...]] = {
+    "intake": ("application",),
+    "records": ("records",),
+    "eligibility": ("residential_financial",),
+    "appeal": ("appeal_answer", "fair_hearing"),
+}
+# Tasks with no action of their own: a person marks them done with complete_task.
+MANUAL_TASKS = ("transition:", "assign_case_manager")
