@@ -31,9 +31,9 @@ class CaseActivities:
 
     async def _apply(self, session, step: StepRecord) -> None:
         await session.execute(insert(AuditRow).values(
-            case_id=step.case_id, seq=step.seq, at=step.at, actor_id=step.actor_id, actor_role=step.actor_role,
+            case_id=step.case_id, source=step.source, seq=step.seq, at=step.at, actor_id=step.actor_id, actor_role=step.actor_role,
             action=step.action, stage=step.stage, county=step.county, detail=step.model_dump(mode="json")["detail"],
-        ).on_conflict_do_nothing(constraint="uq_audit_case_seq"))
+        ).on_conflict_do_nothing(constraint="uq_audit_source_seq"))
         if step.tasks_opened:
             await session.execute(insert(TaskRow).values([
                 dict(case_id=step.case_id, task_id=t.id, kind=t.kind, title=t.title, assignee=t.assignee,
@@ -50,6 +50,8 @@ class CaseActivities:
         if step.notices:
             await session.execute(insert(OutboxRow).values(Notifier.outbox_rows(step.case_id, step.notices))
                                   .on_conflict_do_nothing(index_elements=["key"]))
+        if step.record is None:
+            return
         rec = step.record.model_dump()
         values = dict(rec, last_seq=step.seq, updated_at=datetime.now(timezone.utc))
         stmt = insert(CaseRow).values(values)

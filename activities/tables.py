@@ -38,9 +38,10 @@ class AuditRow(Base):
     """Append-only: who did what, when, on which case. One row per workflow step."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),)
+    __table_args__ = (UniqueConstraint("source", "seq", name="uq_audit_source_seq"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(96))
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
     actor_id: Mapped[str] = mapped_column(String(64))
@@ -58,7 +59,7 @@ class TaskRow(Base):
     __tablename__ = "tasks"
     __table_args__ = (Index("ix_tasks_open_due", "status", "due"),)
     case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    task_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text)
     assignee: Mapped[str] = mapped_column(String(64), index=True)

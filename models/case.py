@@ -158,6 +158,8 @@ class StepRecord(_Model):
     """Everything one step of the case changes outside the workflow, persisted at once."""
 
     case_id: str
+    # The workflow that took the step: the case itself, or one of its request workflows.
+    source: str
     seq: int
     at: datetime
     actor_id: str
@@ -169,7 +171,7 @@ class StepRecord(_Model):
     tasks_opened: list[TaskRef] = Field(default_factory=list)
     tasks_closed: list[str] = Field(default_factory=list)
     notices: list[Notice] = Field(default_factory=list)
-    record: CaseRecord
+    record: CaseRecord | None = None  # the case's read model; only the case workflow sets it
 
 
 class Milestone(_Model):

@@ -746,7 +746,7 @@ class ChildCaseWorkflow:
         s = self.s
         s.seq += 1
         s.pending_steps.append(StepRecord(
-            case_id=s.case_id, seq=s.seq, at=workflow.now(), actor_id=actor.id, actor_role=actor.role,
+            case_id=s.case_id, source=s.case_id, seq=s.seq, at=workflow.now(), actor_id=actor.id, actor_role=actor.role,
             action=action, stage=s.stage, county=s.county, detail=detail,
             tasks_opened=[t for t in self._draft.opened if t.id in s.tasks],
             tasks_closed=[i for i in self._draft.closed if i not in {t.id for t in self._draft.opened}],

@@ -37,6 +37,7 @@ def upgrade() -> None:
         "audit_log",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
         sa.Column("case_id", sa.String(64), nullable=False, index=True),
+        sa.Column("source", sa.String(96), nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("at", TZ, nullable=False),
         sa.Column("actor_id", sa.String(64), nullable=False),
@@ -46,7 +47,7 @@ def upgrade() -> None:
         sa.Column("county", sa.String(64), nullable=False),
         sa.Column("detail", JSONB, nullable=False),
         sa.Column("recorded_at", TZ, server_default=sa.func.now(), nullable=False),
-        sa.UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),
+        sa.UniqueConstraint("source", "seq", name="uq_audit_source_seq"),
     )
     # Append-only: the database itself refuses to change or delete an audit row.
     op.execute(
@@ -60,7 +61,7 @@ def upgrade() -> None:
     op.create_table(
         "tasks",
         sa.Column("case_id", sa.String(64), primary_key=True),
-        sa.Column("task_id", sa.String(16), primary_key=True),
+        sa.Column("task_id", sa.String(32), primary_key=True),
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("assignee", sa.String(64), nullable=False, index=True),
