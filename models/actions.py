@@ -32,12 +32,13 @@ class Refer(Action):
     referral_id: str = Field(min_length=8, max_length=64)
 
 
+# Dates a person records default to today (California time) when left out.
 class RecordApplication(Action):
-    received_on: date
+    received_on: date | None = None
 
 
 class RecordRecords(Action):
-    received_on: date
+    received_on: date | None = None
 
 
 class RecordEligibility(Action):
@@ -51,7 +52,7 @@ class RecordMedicalDetermination(Action):
 
 
 class FileAppeal(Action):
-    filed_on: date
+    filed_on: date | None = None
     grounds: str = Field(min_length=1, max_length=2000)
 
 
@@ -61,7 +62,7 @@ class DecideAppeal(Action):
 
 
 class RequestFairHearing(Action):
-    requested_on: date
+    requested_on: date | None = None
 
 
 class RecordFairHearingDecision(Action):
@@ -81,7 +82,7 @@ class TransferCounty(Action):
 
 
 class RecordFeePayment(Action):
-    paid_on: date
+    paid_on: date | None = None
     amount: Decimal = Field(gt=0, le=100_000)
 
 

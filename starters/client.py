@@ -14,11 +14,14 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WithStartWorkflowOperation,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     RPCError,
 )
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCStatusCode
@@ -124,7 +127,21 @@ class Cases:
         except WorkflowUpdateFailedError as e:
             raise _update_error(e) from None
         except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                await self._raise_if_closed(case_id)
             raise _rpc_error(case_id, e) from None
+
+    async def _raise_if_closed(self, case_id: str) -> None:
+        try:
+            desc = await self.client.workflow_service.describe_workflow_execution(
+                DescribeWorkflowExecutionRequest(namespace=self.client.namespace,
+                                                 execution=WorkflowExecution(workflow_id=case_id)))
+        except RPCError:
+            return
+        status = WorkflowExecutionStatus(desc.workflow_execution_info.status)
+        if status != WorkflowExecutionStatus.RUNNING:
+            stage = "closed" if status == WorkflowExecutionStatus.COMPLETED else status.name.lower()
+            raise CcsError(f"case {case_id} is {stage} and takes no more actions")
 
     async def show(self, case_id: str) -> CaseStatus:
         handle = self.client.get_workflow_handle(case_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.db import make_engine, session_factory, start_embedded  # noqa: E402
+from activities.db import make_engine, session_factory, start_embedded, stop_embedded  # noqa: E402
 from activities.notify import MailboxChannel, Notifier  # noqa: E402
 from activities.storage import CaseActivities  # noqa: E402
 from migrations import upgrade_async  # noqa: E402
@@ -43,9 +44,16 @@ def _binary(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    url = os.environ.get("DATABASE_URL") or start_embedded(tmp_path_factory.mktemp("pg") / "data")
-    return url
+def database_url():
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    # Not under pytest's 0700 tmp dirs: the embedded server runs as its own system user.
+    base = Path(tempfile.mkdtemp(prefix="ccs-test-pg-"))
+    base.chmod(0o755)
+    yield start_embedded(base / "data")
+    stop_embedded(base / "data")
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -84,8 +92,10 @@ def activities(sessions, notifier) -> CaseActivities:
     return CaseActivities(sessions, notifier)
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def ts_env():
+    """A time-skipping server per test: case rules depend on the date, and every test
+    moves the server's clock (a 21-year life moves it 21 years)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"), data_converter=CONVERTER)
     await ensure_search_attributes(env.client, "default", known=False)

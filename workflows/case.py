@@ -77,6 +77,7 @@ class ChildCaseWorkflow:
         self._draft = _Draft()
         self._wake = False
         self._sa: dict[str, object] = {}
+        self._invalid: dict[str, str] = {}
         if inp.state is not None:
             self.s = inp.state
             self.s.runs += 1
@@ -88,6 +89,10 @@ class ChildCaseWorkflow:
 
     @workflow.run
     async def run(self, inp: CaseInput) -> CaseStatus:
+        if self._invalid:
+            # The client checks first; a referral that is invalid by the workflow's clock
+            # ends the workflow at once (the update was rejected), never wedges it.
+            raise ApplicationError("invalid referral", self._invalid, type="InvalidReferral", non_retryable=True)
         run_started = workflow.now()
         self._upsert_search_attributes()
         if self.s.runs > 1:
@@ -184,21 +189,18 @@ class ChildCaseWorkflow:
         policy = inp.policy
         today = local_today(now, policy.timezone)
         county = find_county(ref.child.county, policy.counties)
-        problems = referral_problems(ref, today, policy)
-        if problems or county is None:
-            # The client checks first; a workflow started with a bad referral closes at once.
-            raise ApplicationError("invalid referral", problems, type="InvalidReferral", non_retryable=True)
+        self._invalid = referral_problems(ref, today, policy)
         received = ref.received_on or today
         self.s = CaseState(
             case_id=inp.case_id,
             policy=policy,
-            child=ref.child.model_copy(update={"county": county.name}),
+            child=ref.child.model_copy(update={"county": county.name if county else ref.child.county}),
             referrer=ref.referrer,
             medi_cal=ref.medi_cal,
             records_attached=ref.records_attached,
-            county=county.name,
-            jurisdiction="county" if county.jurisdiction == "independent" else "state",
-            wcm_plan=county.wcm_plan,
+            county=county.name if county else ref.child.county,
+            jurisdiction="county" if county is None or county.jurisdiction == "independent" else "state",
+            wcm_plan=county.wcm_plan if county else None,
             stage="intake",
             stage_since=now,
             opened_at=now,
@@ -207,12 +209,14 @@ class ChildCaseWorkflow:
             referral_date=received,
             referral_ids=[inp.referral_id] if inp.referral_id else [],
         )
+        if self._invalid:
+            return self.s
         self._begin()
         self._add_conditions(ref, received)
         age_limit = policy.active.coverage_end_age
         self.s.deadlines["aged_out"] = start_of_day(birthday(ref.child.date_of_birth, age_limit), policy.timezone)
         self._enter_intake()
-        self._commit(SYSTEM, "referral_received", {"referrer_kind": ref.referrer.kind, "county": county.name})
+        self._commit(SYSTEM, "referral_received", {"referrer_kind": ref.referrer.kind, "county": self.s.county})
         return self.s
 
     def _add_conditions(self, ref: Referral, on: date) -> list[Condition]:
@@ -351,13 +355,20 @@ class ChildCaseWorkflow:
 
     # ---- action checks and effects --------------------------------------------------
 
-    def _check_date(self, field: str, day: date, earliest: date | None = None) -> None:
+    def _dated(self, action, field: str) -> date:
+        return getattr(action, field) or self._today()
+
+    def _check_date(self, field: str, day: date | None, earliest: date | None = None) -> None:
+        day = day or self._today()
         if day > self._today():
             raise invalid(f"{field} is in the future", **{field: "in the future"})
         if earliest and day < earliest:
             raise invalid(f"{field} is before {earliest.isoformat()}", **{field: "too early"})
 
     def _check_refer(self, a) -> None:
+        if self._invalid:
+            raise invalid("invalid referral: " + "; ".join(f"{k}: {v}" for k, v in self._invalid.items()),
+                          **self._invalid)
         if a.referral_id in self.s.referral_ids:
             return
         problems = referral_problems(a.referral, self._today(), self.s.policy)
@@ -385,8 +396,9 @@ class ChildCaseWorkflow:
 
     def _do_record_application(self, a) -> dict:
         s, p = self.s, self.s.policy.intake
-        on_time = a.received_on <= s.referral_date + timedelta(days=p.application_date_grace.days)
-        s.application_date = s.referral_date if on_time else a.received_on
+        received = self._dated(a, "received_on")
+        on_time = received <= s.referral_date + timedelta(days=p.application_date_grace.days)
+        s.application_date = s.referral_date if on_time else received
         if s.records_attached:  # a provider's referral that carried its records skips the records stage
             s.records_received_on = s.referral_date
             self._move("eligibility")
@@ -398,7 +410,7 @@ class ChildCaseWorkflow:
         self._check_date("received_on", a.received_on, self.s.referral_date)
 
     def _do_record_records(self, a) -> dict:
-        self.s.records_received_on = a.received_on
+        self.s.records_received_on = self._dated(a, "received_on")
         self._move("eligibility")
         return {}
 
@@ -450,7 +462,7 @@ class ChildCaseWorkflow:
         self._check_date("filed_on", a.filed_on, self.s.denial.noa_sent_on)
 
     def _do_file_appeal(self, a) -> dict:
-        self.s.appeal = Appeal(filed_on=a.filed_on, grounds=a.grounds,
+        self.s.appeal = Appeal(filed_on=self._dated(a, "filed_on"), grounds=a.grounds,
                                answer_due=workflow.now() + self.s.policy.notices.appeal_answer_within)
         self._move("appeal")
         return {}
@@ -482,7 +494,7 @@ class ChildCaseWorkflow:
         self._check_date("requested_on", a.requested_on, ap.decided_on)
 
     def _do_request_fair_hearing(self, a) -> dict:
-        self.s.appeal.hearing_requested_on = a.requested_on
+        self.s.appeal.hearing_requested_on = self._dated(a, "requested_on")
         self.s.deadlines.pop("fair_hearing_window", None)
         self._open_task("fair_hearing", "Record the State fair hearing decision", self._worker(),
                         workflow.now() + timedelta(days=90))
@@ -503,7 +515,7 @@ class ChildCaseWorkflow:
         s = self.s
         previous, s.case_manager = s.case_manager, a.case_manager
         self._close_tasks_of_kind("assign_case_manager")
-        for task in s.tasks.values():
+        for task in list(s.tasks.values()):
             if task.assignee in (previous, f"{s.county}:unassigned"):
                 self._reassign(task, a.case_manager)
         return {"case_manager": a.case_manager, "previous": previous}
@@ -551,7 +563,7 @@ class ChildCaseWorkflow:
         self._check_date("paid_on", a.paid_on)
 
     def _do_record_fee_payment(self, a) -> dict:
-        self.s.enrollment_fee.paid_on = a.paid_on
+        self.s.enrollment_fee.paid_on = self._dated(a, "paid_on")
         self.s.deadlines.pop("enrollment_fee", None)
         return {"amount": str(a.amount)}
 
