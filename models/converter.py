@@ -72,12 +72,19 @@ def parse_keys(spec: str) -> tuple[dict[str, bytes], str]:
     keys: dict[str, bytes] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         kid, sep, b64 = part.partition(":")
+        kid = kid.strip()
         if not sep or not kid:
             raise ValueError("CCS_ENCRYPTION_KEYS must look like 'keyid:base64key,oldkeyid:base64key'")
+        if kid in keys:  # a second entry would silently replace the first, the active key
+            raise ValueError(f"CCS_ENCRYPTION_KEYS: key id {kid!r} is listed twice")
         try:
-            keys[kid] = base64.b64decode(b64, validate=True)
+            key = base64.b64decode(b64.strip(), validate=True)
         except ValueError:
             raise ValueError(f"CCS_ENCRYPTION_KEYS: key {kid!r} is not valid base64") from None
+        if len(key) != 32:
+            raise ValueError(f"CCS_ENCRYPTION_KEYS: key {kid!r} is {len(key)} bytes; AES-256 needs 32 "
+                             "(make one with: openssl rand -base64 32)")
+        keys[kid] = key
     if not keys:
         raise ValueError("CCS_ENCRYPTION_KEYS holds no key")
     return keys, next(iter(keys))
@@ -96,10 +103,17 @@ def load_keyring(settings) -> Keyring:
                 "case_id_secret": base64.b64encode(os.urandom(32)).decode(),
             }
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(stored, indent=2))
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            # Owner-only from the first byte, and never replace keys another process just made.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(stored, indent=2))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                stored = json.loads(path.read_text())
+            finally:
+                tmp.unlink()
     keys, active = parse_keys(settings.encryption_keys or stored["encryption_keys"])
     secret = base64.b64decode(settings.case_id_secret or stored["case_id_secret"])
     return Keyring(keys=keys, active=active, case_id_secret=secret)

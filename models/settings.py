@@ -18,7 +18,7 @@ DEFAULT_TASK_QUEUE = "ccs-cases"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=os.environ.get("CCS_ENV_FILE", ".env"),
+        env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
     )
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     mail_from: str = Field("ccs-noreply@localhost", validation_alias="CCS_MAIL_FROM")
     supervisor_email: str = Field("ccs-supervisor@localhost", validation_alias="CCS_SUPERVISOR_EMAIL")
     max_cached_workflows: int = Field(1000, validation_alias="CCS_MAX_CACHED_WORKFLOWS")
+
+    def __init__(self, **values) -> None:
+        # CCS_ENV_FILE is read when settings are made, not when this module is first imported.
+        values.setdefault("_env_file", os.environ.get("CCS_ENV_FILE", ".env"))
+        super().__init__(**values)
 
     @cached_property
     def home_dir(self) -> Path:

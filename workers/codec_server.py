@@ -24,7 +24,7 @@ def codec_app(codec: PayloadCodec, cors_origin: str | None = None) -> web.Applic
         async def handle(request: web.Request) -> web.Response:
             try:
                 payloads = json_format.Parse(await request.read(), Payloads())
-            except json_format.ParseError:
+            except (json_format.ParseError, UnicodeDecodeError):  # not JSON, or not UTF-8 at all
                 return web.json_response({"error": "body must be {\"payloads\": [...]}"}, status=400)
             fn = codec.encode if encode else codec.decode
             try:
