@@ -257,9 +257,9 @@ class ChildCaseWorkflow:
         p = self.s.policy.intake
         self._notify("application_packet", "family", "Your CCS application packet",
                      "Please complete and return the enclosed CCS application.")
-        self.s.deadlines["second_notice"] = self._at(self.s.referral_date, p.second_notice_after)
-        self._open_task("application", "Receive the signed application from the family",
-                        self._intake_queue(), self._at(self.s.referral_date, p.second_notice_after))
+        due = self._referral_at() + p.second_notice_after
+        self.s.deadlines["second_notice"] = due
+        self._open_task("application", "Receive the signed application from the family", self._intake_queue(), due)
 
     def _enter_records(self) -> None:
         p = self.s.policy.records
@@ -751,8 +751,11 @@ class ChildCaseWorkflow:
     def _begin(self) -> None:
         self._draft = _Draft()
 
-    def _at(self, day: date, after: timedelta) -> datetime:
-        return start_of_day(day, self.s.policy.timezone) + after
+    def _referral_at(self) -> datetime:
+        """When the intake clock started: now for today's referral, else the start of its day."""
+        s = self.s
+        opened_on = local_today(s.opened_at, s.policy.timezone)
+        return s.opened_at if s.referral_date == opened_on else start_of_day(s.referral_date, s.policy.timezone)
 
     def _commit(self, actor: Actor, action: str, detail: dict) -> None:
         s = self.s
