@@ -8,7 +8,7 @@ import hashlib
 import logging
 import os
 import smtplib
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +21,10 @@ from activities.tables import OutboxRow
 from models.case import Notice
 
 log = logging.getLogger(__name__)
+
+
+class PermanentDeliveryError(Exception):
+    """The channel refused this notice for good (e.g. SMTP 5xx): retrying cannot help."""
 
 
 class Channel(Protocol):
@@ -61,7 +65,14 @@ class SmtpChannel:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 smtp.send_message(message)
 
-        await asyncio.to_thread(_send)
+        try:
+            await asyncio.to_thread(_send)
+        except smtplib.SMTPRecipientsRefused as e:
+            raise PermanentDeliveryError("recipient refused") from e
+        except smtplib.SMTPResponseException as e:
+            if e.smtp_code >= 500:
+                raise PermanentDeliveryError(f"SMTP {e.smtp_code}") from e
+            raise
 
 
 class Notifier:
@@ -119,11 +130,34 @@ class Notifier:
                 msg["Message-ID"] = message_id(row.key, self.mail_from.rpartition("@")[2] or "localhost")
                 msg["X-CCS-Notice-Key"] = row.key
                 msg.set_content(row.body)
-                await self.channel.send(msg, row.key)
+                try:
+                    await self.channel.send(msg, row.key)
+                except PermanentDeliveryError as e:
+                    log.warning("notice %s refused for good: %s", row.key, e)
+                    row.status, row.channel = "failed", self.channel.name
+                    continue
                 # Committed with the row lock held: a retry after this sees "sent".
                 row.status, row.channel, row.sent_at = "sent", self.channel.name, datetime.now(timezone.utc)
                 sent += 1
         return sent
+
+    async def deliver_pending(self, older_than: timedelta = timedelta(seconds=10), limit: int = 200) -> int:
+        """Deliver notices left pending (their channel was down when their step was recorded)."""
+        cutoff = datetime.now(timezone.utc) - older_than
+        async with self.sessions() as session:
+            keys = (await session.scalars(
+                select(OutboxRow.key).where(OutboxRow.status == "pending", OutboxRow.created_at < cutoff)
+                .order_by(OutboxRow.created_at).limit(limit))).all()
+        return await self.deliver(list(keys)) if keys else 0
+
+    async def dispatch_forever(self, every: timedelta = timedelta(seconds=15)) -> None:
+        """The worker's background loop for pending notices; a channel outage never stalls a case."""
+        while True:
+            try:
+                await self.deliver_pending()
+            except Exception as e:  # the channel is still down: try again next round
+                log.warning("pending notices not delivered yet: %s", type(e).__name__)
+            await asyncio.sleep(every.total_seconds())
 
     async def notify(self, case_id: str, notices: list[Notice]) -> int:
         await self.enqueue(case_id, notices)

@@ -27,7 +27,13 @@ class CaseActivities:
             for step in steps:
                 await self._apply(session, step)
         keys = [n.key for step in steps for n in step.notices]
-        return await self.notifier.deliver(keys)
+        try:
+            return await self.notifier.deliver(keys)
+        except Exception as e:
+            # The steps are recorded; the notices wait in the outbox for the dispatcher, so a
+            # mail outage never holds up the case's timers and actions.
+            activity.logger.warning("notice delivery deferred: %s", type(e).__name__)
+            return 0
 
     async def _apply(self, session, step: StepRecord) -> None:
         await session.execute(insert(AuditRow).values(

@@ -320,3 +320,48 @@ async def test_audit_log_is_append_only(activities, sessions):
         rows = (await s.execute(select(AuditRow.actor_id).where(AuditRow.case_id == case_id))).scalars().all()
         assert rows == ["clerk.intake"]
         assert await s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.case_id == case_id)) == 1
+
+
+async def test_mail_outage_never_holds_up_a_case_and_pending_notices_go_out_later(sessions):
+    """record_steps succeeds with SMTP down; the dispatcher sends the notice once it is up."""
+    from datetime import datetime, timedelta, timezone
+
+    from activities.storage import CaseActivities
+    from models.case import CaseRecord, StepRecord
+
+    port = free_port()
+    case_id = new_case()
+    n = notice(case_id, "second_notice")
+    now = datetime.now(timezone.utc)
+    step = StepRecord(case_id=case_id, source=case_id, seq=1, at=now, actor_id="ccs-timer", actor_role="system",
+                      action="timer:second_notice", stage="intake", county="Kern", notices=[n],
+                      record=CaseRecord(case_id=case_id, stage="intake", stage_since=now, county="Kern",
+                                        jurisdiction="county", case_manager=None, next_deadline=None,
+                                        conditions=["E84.0"], opened_at=now))
+    notifier = smtp_notifier(sessions, port)
+    assert await CaseActivities(sessions, notifier).record_steps([step]) == 0  # no exception: no retry storm
+    assert (await outbox(sessions, case_id))[n.key].status == "pending"
+    with SmtpServer(port) as server:
+        assert await notifier.deliver_pending(older_than=timedelta(0)) >= 1
+        assert await notifier.deliver_pending(older_than=timedelta(0)) == 0
+        assert [m["X-CCS-Notice-Key"] for m in server.inbox.messages].count(n.key) == 1
+    assert (await outbox(sessions, case_id))[n.key].status == "sent"
+
+
+async def test_a_refused_recipient_is_marked_failed_not_retried_forever(sessions):
+    from aiosmtpd.controller import Controller
+
+    class Refuse:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            return "550 no such user"
+
+    port = free_port()
+    controller = Controller(Refuse(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        case_id = new_case()
+        n = notice(case_id, "noa")
+        assert await smtp_notifier(sessions, port).notify(case_id, [n]) == 0
+    finally:
+        controller.stop()
+    assert (await outbox(sessions, case_id))[n.key].status == "failed"

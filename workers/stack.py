@@ -146,6 +146,7 @@ async def up(settings: Settings, echo=print) -> None:
         stack.push_async_callback(engine.dispose)
         worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows)
         await stack.enter_async_context(worker)
+        stack.callback(asyncio.create_task(activities.notifier.dispatch_forever()).cancel)
         pg = "embedded PostgreSQL in " + str(settings.home_dir / "pg") if settings.embedded else "DATABASE_URL"
         echo(f"CCS is up (binary {binary})")
         echo(f"  Temporal       {host}:{port}  namespace {settings.temporal_namespace}")
@@ -183,12 +184,14 @@ async def worker(settings: Settings, echo=print) -> None:
     if added:
         echo(f"registered search attributes: {', '.join(added)}")
     activities, engine = build_activities(settings, settings.database_url)
+    dispatcher = asyncio.create_task(activities.notifier.dispatch_forever())
     try:
         async with build_worker(client, settings.task_queue, activities, settings.max_cached_workflows):
             echo(f"worker on {settings.temporal_address} task queue {settings.task_queue}; Ctrl-C stops it")
             await stop.wait()
             echo("draining...")
     finally:
+        dispatcher.cancel()
         await engine.dispose()
 
 
