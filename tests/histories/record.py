@@ -1,0 +1,78 @@
+"""Record workflow histories for the replay test (tests/test_replay.py).
+
+Run from the repository root when a history should be added (never to "fix" a failing
+replay: a failing replay means the code change is not safe for running cases):
+
+    python -m tests.histories.record
+
+Payloads are encrypted with the fixed, test-only key below; the people are synthetic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from models.converter import Keyring, data_converter
+from models.policy import Policy
+
+HERE = Path(__file__).resolve().parent
+# Test-only key: these histories hold synthetic people only.
+TEST_KEYRING = Keyring(keys={"replay-test": base64.b64decode("q9Qk3z7b1mV0m8mJ6c2QyWn9r1b0T5n3y6kV8x2Lh4E=")},
+                       active="replay-test", case_id_secret=b"replay-test-secret")
+CONVERTER = data_converter(TEST_KEYRING)
+
+
+async def main() -> None:
+    import tempfile
+
+    from activities.db import make_engine, session_factory, start_embedded
+    from activities.notify import MailboxChannel, Notifier
+    from activities.storage import CaseActivities
+    from migrations import upgrade_async
+    from starters.client import Cases
+    from tests.conftest import INTAKE, _binary
+    from tests.helpers import CM, MC, SUP, act, referral
+    from workers.worker import build_worker, ensure_search_attributes
+
+    base = Path(tempfile.mkdtemp())
+    base.chmod(0o755)
+    url = start_embedded(base / "pg")
+    await upgrade_async(url)
+    sessions = session_factory(make_engine(url))
+    activities = CaseActivities(sessions, Notifier(sessions, MailboxChannel(base / "mail"), "a@b.c", "s@b.c"))
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_binary("temporal-test-server"), data_converter=CONVERTER)
+    await ensure_search_attributes(env.client, "default", known=False)
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    cases = Cases(env.client, queue, Policy(), TEST_KEYRING.case_id_secret)
+    async with build_worker(env.client, queue, activities):
+        # 1. Referral to active through a denial, an appeal and its reversal.
+        s = await cases.refer(referral(first_name="Replay"), INTAKE)
+        cid = s.case_id
+        await cases.act(cid, "record_application", act(CM))
+        await env.sleep(timedelta(days=8))
+        await cases.act(cid, "record_records", act(CM))
+        await cases.act(cid, "record_eligibility", act(CM, finances={"residential_in_county": True, "full_scope_medi_cal": True}))
+        await cases.act(cid, "record_medical_determination", act(MC, condition_id="C1", eligible=False, reason="x"))
+        await cases.act(cid, "file_appeal", act(CM, grounds="new report"))
+        await cases.act(cid, "decide_appeal", act(SUP, outcome="overturned", reason="report"))
+        await cases.act(cid, "assign_case_manager", act(SUP, case_manager="cm.replay"))
+        await env.sleep(timedelta(days=2))
+        history = await env.client.get_workflow_handle(cid).fetch_history()
+        (HERE / "case_appeal_to_active.json").write_text(history.to_json())
+        # 2. The first yearly run of a case that continued as new.
+        first_run = (await env.client.get_workflow_handle(cid).describe()).run_id
+        await env.sleep(timedelta(days=400))
+        history = await env.client.get_workflow_handle(cid, run_id=first_run).fetch_history()
+        (HERE / "case_first_run_continued.json").write_text(history.to_json())
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
