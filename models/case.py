@@ -74,13 +74,18 @@ class EligibilityResult(_Model):
     basis: str
 
 
-class Task(_Model):
+class TaskRef(_Model):
+    """A human step in the work queue."""
+
     id: str
     kind: str
     title: str
     assignee: str
     due: datetime
     opened_at: datetime
+
+
+class Task(TaskRef):
     # Escalations already sent: "assignee" at the due time, "supervisor" after the grace period.
     escalated: list[str] = Field(default_factory=list)
 
@@ -143,15 +148,6 @@ class CaseRecord(_Model):
     opened_at: datetime
     closed_at: datetime | None = None
     closure_reason: str | None = None
-
-
-class TaskRef(_Model):
-    id: str
-    kind: str
-    title: str
-    assignee: str
-    due: datetime
-    opened_at: datetime
 
 
 class StepRecord(_Model):
