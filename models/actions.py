@@ -14,6 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.case import Actor, Finances, Role
 from models.referral import Referral
+from models.requests import (
+    DecideAuthorization,
+    DecideMealsLodging,
+    ExtendAuthorization,
+    RequestAuthorization,
+    RequestMealsLodging,
+    SubmitReceipts,
+)
 
 STAFF: tuple[Role, ...] = ("case_manager", "supervisor")
 
@@ -123,6 +131,17 @@ ACTIONS: dict[str, ActionSpec] = {
     "record_fee_payment": ActionSpec(RecordFeePayment, ("active",), STAFF, "the enrollment fee"),
     "complete_task": ActionSpec(CompleteTask, OPEN, (*STAFF, "medical_consultant", "state_reviewer", "intake_clerk"), "an open task to be completed"),
     "close_case": ActionSpec(CloseCase, OPEN, STAFF, "a closure"),
+    "request_meals_lodging": ActionSpec(RequestMealsLodging, ("active",), STAFF, "a meals and lodging request"),
+    "request_authorization": ActionSpec(RequestAuthorization, ("active",), (*STAFF, "medical_consultant"),
+                                        "a service authorization request"),
+}
+
+# Actions on one request of a case: they go to the request's own workflow (data.request_id).
+REQUEST_ACTIONS: dict[str, type] = {
+    "decide_meals_lodging": DecideMealsLodging,
+    "submit_receipts": SubmitReceipts,
+    "decide_authorization": DecideAuthorization,
+    "extend_authorization": ExtendAuthorization,
 }
 
 # What each stage waits for, in a case manager's words.

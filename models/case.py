@@ -202,6 +202,7 @@ class CaseStatus(_Model):
     closure: Closure | None
     waiting_for: str
     runs: int
+    requests: list[RequestSummary] = Field(default_factory=list)
 
 
 class CaseInput(_Model):
@@ -249,6 +250,11 @@ class CaseState(_Model):
     task_counter: int = 0
     pending_steps: list[StepRecord] = Field(default_factory=list)
     runs: int = 1
+    # Meals-and-lodging and authorization requests: each runs as its own child workflow.
+    requests: dict[str, RequestSummary] = Field(default_factory=dict)
+    request_counter: int = 0
+    requests_to_start: list[RequestStart] = Field(default_factory=list)
 
 
-CaseInput.model_rebuild()
+# CaseState, CaseStatus and CaseInput refer to request models (RequestSummary, RequestStart):
+# models/requests.py completes them when it loads, and models/__init__ loads both.

@@ -71,6 +71,8 @@ class MealsLodgingPolicy(_Frozen):
     receipts_reminder_every: timedelta = timedelta(days=14)
     decision_within: timedelta = timedelta(days=3)
     max_travellers: int = 6
+    # A request further ahead than this is a data-entry error, not a travel plan.
+    request_ahead_max: timedelta = timedelta(days=365)
 
 
 class SarPolicy(_Frozen):

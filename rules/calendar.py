@@ -10,8 +10,17 @@ import holidays
 from rules.ages import local_today, start_of_day
 
 
-@lru_cache(maxsize=64)
+# Built at import, outside any workflow sandbox: the library loads its tables lazily
+# (imports, locale lookups), which the sandbox refuses. The dates are deterministic.
+_PRELOADED = range(2000, 2071)
+_HOLIDAYS = holidays.country_holidays("US", subdiv="CA", years=_PRELOADED)
+_BY_YEAR = {y: frozenset(d for d in _HOLIDAYS if d.year == y) for y in _PRELOADED}
+
+
+@lru_cache(maxsize=16)
 def _ca_holidays(year: int) -> frozenset[date]:
+    if year in _BY_YEAR:
+        return _BY_YEAR[year]
     return frozenset(holidays.country_holidays("US", subdiv="CA", years=year).keys())
 
 

@@ -87,7 +87,37 @@ def render_status(s: CaseStatus) -> str:
     lines.append("  deadlines")
     for name, at in sorted(s.deadlines.items(), key=lambda kv: kv[1]):
         lines.append(f"    {_fmt_dt(at)}  {name}")
+    if s.requests:
+        lines.append("  requests (ccs show REQUEST_ID)")
+        for r in s.requests:
+            lines.append(f"    {r.request_id:<32} {r.kind:<14} {r.state:<22} {r.summary}")
     return "\n".join(lines)
+
+
+def render_request(r) -> str:
+    lines = [
+        f"request {r.request_id} ({r.kind.replace('_', ' ')}) of case {r.case_id}",
+        f"  state           {r.state}{' (case closed)' if r.case_closed else ''}",
+        f"  decision due    {_fmt_dt(r.decision_due)}",
+    ]
+    if r.decision:
+        lines.append(f"  decision        {r.decision.model_dump(exclude_none=True)}")
+    for name in ("route", "receipts_due", "reimbursement", "payment", "authorization_number"):
+        value = getattr(r, name, None) or getattr(r.decision, name, None) if r.decision else getattr(r, name, None)
+        if value:
+            lines.append(f"  {name.replace('_', ' '):<15} {value if not hasattr(value, 'model_dump') else value.model_dump()}")
+    if r.outcome_note:
+        lines.append(f"  note            {r.outcome_note}")
+    lines.append("  open tasks")
+    for t in r.open_tasks or []:
+        lines.append(f"    {t.id:<8} due {_fmt_dt(t.due)}  {t.assignee:<24} {t.title}")
+    if not r.open_tasks:
+        lines.append("    (none)")
+    return "\n".join(lines)
+
+
+def render(status) -> str:
+    return render_status(status) if isinstance(status, CaseStatus) else render_request(status)
 
 
 def _emit(args, payload: Any, text: str) -> None:
@@ -109,7 +139,7 @@ async def cmd_refer(args) -> None:
 async def cmd_show(args) -> None:
     cases = await _cases(_settings())
     status = await cases.show(args.case_id)
-    _emit(args, status, render_status(status))
+    _emit(args, status, render(status))
 
 
 async def cmd_act(args) -> None:
@@ -118,7 +148,7 @@ async def cmd_act(args) -> None:
         data["actor"] = _actor(args, data, default_role="case_manager").model_dump()
     cases = await _cases(_settings())
     status = await cases.act(args.case_id, args.action, data)
-    _emit(args, status, render_status(status))
+    _emit(args, status, render(status))
 
 
 async def cmd_up(args) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import unicodedata
 import uuid
 from datetime import datetime, timezone
@@ -26,7 +27,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCStatusCode
 
-from models.actions import ACTIONS, Refer
+from models.actions import ACTIONS, REQUEST_ACTIONS, Refer
+from models.requests import REQUEST_ID, AuthorizationStatus, MealsLodgingStatus
 from models.case import Actor, CaseInput, CaseStatus
 from models.converter import Keyring, data_converter, load_keyring
 from models.policy import Policy
@@ -35,6 +37,9 @@ from models.settings import Settings
 from rules.ages import local_today
 from rules.referral import referral_problems
 from workflows.case import ChildCaseWorkflow
+
+
+RequestStatus = MealsLodgingStatus | AuthorizationStatus
 
 
 class CcsError(Exception):
@@ -112,10 +117,12 @@ class Cases:
         except WorkflowUpdateFailedError as e:
             raise _update_error(e) from None
 
-    async def act(self, case_id: str, name: str, data: dict[str, Any]) -> CaseStatus:
+    async def act(self, case_id: str, name: str, data: dict[str, Any]) -> CaseStatus | RequestStatus:
+        if name in REQUEST_ACTIONS:
+            return await self._act_on_request(case_id, name, data)
         spec = ACTIONS.get(name)
         if spec is None or name == "refer":
-            known = ", ".join(sorted(n for n in ACTIONS if n != "refer"))
+            known = ", ".join(sorted([n for n in ACTIONS if n != "refer"] + list(REQUEST_ACTIONS)))
             raise CcsError(f"unknown action {name!r}; actions are: {known} (use `ccs refer` to refer)")
         try:
             action = spec.model.model_validate(data)
@@ -143,9 +150,37 @@ class Cases:
             stage = "closed" if status == WorkflowExecutionStatus.COMPLETED else status.name.lower()
             raise CcsError(f"case {case_id} is {stage} and takes no more actions")
 
-    async def show(self, case_id: str) -> CaseStatus:
+    async def _act_on_request(self, case_id: str, name: str, data: dict[str, Any]) -> RequestStatus:
+        """Actions on one request go to the request's own workflow."""
+        try:
+            action = REQUEST_ACTIONS[name].model_validate(data)
+        except ValidationError as e:
+            raise CcsError(f"invalid data for {name}", fields_of(e)) from None
+        if not action.request_id.startswith(f"{case_id}-"):
+            raise CcsError(f"request {action.request_id} is not a request of case {case_id}",
+                           {"request_id": "belongs to another case"})
+        handle = self.client.get_workflow_handle(action.request_id)
+        result_type = MealsLodgingStatus if "-ml-" in action.request_id else AuthorizationStatus
+        try:
+            return await handle.execute_update(name, action, result_type=result_type)
+        except WorkflowUpdateFailedError as e:
+            raise _update_error(e) from None
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                try:
+                    done = await self.show(action.request_id)
+                except CcsError:
+                    raise CcsError(f"no request {action.request_id}") from None
+                raise CcsError(f"request {action.request_id} is {done.state}: {done.outcome_note or 'closed'}") from None
+            raise _rpc_error(action.request_id, e) from None
+
+    async def show(self, case_id: str) -> CaseStatus | RequestStatus:
+        """A case's status, or one request's (``CASE-ml-1``, ``CASE-sar-2``)."""
         handle = self.client.get_workflow_handle(case_id)
         try:
+            if re.match(REQUEST_ID, case_id):
+                kind = MealsLodgingStatus if "-ml-" in case_id else AuthorizationStatus
+                return await handle.query("status", result_type=kind)
             return await handle.query(ChildCaseWorkflow.status)
         except RPCError as e:
             raise _rpc_error(case_id, e) from None

@@ -36,10 +36,15 @@ async def settle(cases, case_id: str, predicate, timeout: float = 10.0):
     that may still be running when the test server's clock has moved."""
     import asyncio
 
+    from starters.client import CcsError
+
     status = None
     for _ in range(int(timeout / 0.05)):
-        status = await cases.show(case_id)
-        if predicate(status):
+        try:
+            status = await cases.show(case_id)
+        except CcsError:  # a request workflow the case is still starting
+            status = None
+        if status is not None and predicate(status):
             return status
         await asyncio.sleep(0.05)
     raise AssertionError(f"case never reached the expected state; last stage {status.stage if status else None}")

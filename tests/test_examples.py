@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from models.actions import ACTIONS
+from models.actions import ACTIONS, REQUEST_ACTIONS
 from models.referral import Referral
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -19,3 +19,9 @@ def test_example_referral_is_valid():
 def test_every_action_has_a_valid_example(name):
     data = json.loads((EXAMPLES / "actions" / f"{name}.json").read_text())
     ACTIONS[name].model.model_validate(data)
+
+
+@pytest.mark.parametrize("name", sorted(REQUEST_ACTIONS))
+def test_every_request_action_has_a_valid_example(name):
+    data = json.loads((EXAMPLES / "actions" / f"{name}.json").read_text())
+    REQUEST_ACTIONS[name].model_validate(data)

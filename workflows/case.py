@@ -14,7 +14,8 @@ from datetime import date, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -44,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.counties import find_county
     from models.referral import Referral
+    from models.requests import AuthorizationInput, MealsLodgingInput, RequestStart, RequestSummary
+    from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
     from rules.eligibility import residential_financial
     from rules.referral import referral_problems
@@ -99,6 +102,7 @@ class ChildCaseWorkflow:
             workflow.logger.info("case continued as new (run %d)", self.s.runs)
         while True:
             await self._flush()
+            await self._start_requests()
             if self.s.stage == "closed" or self._should_continue_as_new(run_started):
                 break
             wake_in = self._next_wake(run_started) - workflow.now()
@@ -113,6 +117,7 @@ class ChildCaseWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
         if self.s.stage == "closed":
+            await self._tell_requests_case_closed()
             return self._status()
         workflow.continue_as_new(CaseInput(case_id=self.s.case_id, policy=self.s.policy, state=self.s))
 
@@ -136,6 +141,71 @@ class ChildCaseWorkflow:
                 summary=f"record {len(batch)} step(s)",
             )
             del self.s.pending_steps[: len(batch)]
+
+    # ---- requests (child workflows) -----------------------------------------------
+
+    async def _start_requests(self) -> None:
+        while self.s.requests_to_start:
+            start = self.s.requests_to_start[0]
+            try:
+                await workflow.start_child_workflow(
+                    start.workflow, start.input, id=start.input.request_id,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                )
+            except WorkflowAlreadyStartedError:
+                pass  # started before a continue-as-new or a retry: nothing more to do
+            self.s.requests_to_start.pop(0)
+
+    async def _tell_requests_case_closed(self) -> None:
+        reason = self.s.closure.reason if self.s.closure else "closed"
+        for summary in self.s.requests.values():
+            if summary.closed:
+                continue
+            try:
+                await workflow.get_external_workflow_handle(summary.request_id).signal("case_closed", reason)
+            except Exception:  # the request finished meanwhile
+                workflow.logger.info("request %s already finished", summary.request_id)
+
+    @workflow.signal
+    def request_changed(self, summary: RequestSummary) -> None:
+        if summary.request_id.startswith(f"{self.s.case_id}-"):
+            self.s.requests[summary.request_id] = summary
+            self._wake = True
+
+    def _request_input(self, a, kind: str) -> dict:
+        s = self.s
+        s.request_counter += 1
+        prefix = "ml" if kind == "meals_lodging" else "sar"
+        return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
+                    case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
+                    conditions=s.conditions, requested_by=a.actor, request=a.request)
+
+    def _queue_request(self, workflow_type: str, inp, kind: str) -> dict:
+        self.s.requests_to_start.append(RequestStart(workflow=workflow_type, input=inp))
+        self.s.requests[inp.request_id] = RequestSummary(
+            request_id=inp.request_id, kind=kind, state="starting", summary="request received",
+            next_deadline=None, closed=False)
+        return {"request_id": inp.request_id}
+
+    def _check_request_meals_lodging(self, a) -> None:
+        problems = {f"request.{k}": v for k, v in {
+            **condition_problems(a.request.condition_id, self.s.conditions),
+            **meals_lodging_problems(a.request, self._today(), self.s.policy)}.items()}
+        if problems:
+            raise invalid("request_meals_lodging: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+
+    def _do_request_meals_lodging(self, a) -> dict:
+        inp = MealsLodgingInput(**self._request_input(a, "meals_lodging"))
+        return self._queue_request("MealsLodgingWorkflow", inp, "meals_lodging")
+
+    def _check_request_authorization(self, a) -> None:
+        problems = {f"request.{k}": v for k, v in condition_problems(a.request.condition_id, self.s.conditions).items()}
+        if problems:
+            raise invalid("request_authorization: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+
+    def _do_request_authorization(self, a) -> dict:
+        inp = AuthorizationInput(**self._request_input(a, "authorization"))
+        return self._queue_request("ServiceAuthorizationWorkflow", inp, "authorization")
 
     # ---- query and actions --------------------------------------------------------
 
@@ -734,11 +804,15 @@ class ChildCaseWorkflow:
         self._close_task(task.id)
         self._open_task(task.kind, task.title, assignee, task.due)
 
+    def _family_address(self) -> str | None:
+        s = self.s
+        return (s.child.guardian.email if s.child.guardian and s.child.guardian.email else None) or (
+            s.referrer.email if s.referrer.kind in ("parent", "self") else None)
+
     def _notify(self, kind: str, to: str, subject: str, body: str, address: str | None = None) -> None:
         s = self.s
         if address is None and to == "family":
-            address = (s.child.guardian.email if s.child.guardian and s.child.guardian.email else None) or (
-                s.referrer.email if s.referrer.kind in ("parent", "self") else None)
+            address = self._family_address()
         elif address is None and to == "referrer":
             address = s.referrer.email
         elif address is None and to == "case_manager":
@@ -771,7 +845,8 @@ class ChildCaseWorkflow:
         self._wake = True
 
     def _next_deadline(self) -> datetime | None:
-        times = [at for k, at in self.s.deadlines.items()] + [t.due for t in self.s.tasks.values()]
+        times = [at for k, at in self.s.deadlines.items()] + [t.due for t in self.s.tasks.values()] + [
+            r.next_deadline for r in self.s.requests.values() if r.next_deadline and not r.closed]
         return min(times) if times else None
 
     def _record(self) -> CaseRecord:
@@ -817,7 +892,7 @@ class ChildCaseWorkflow:
             denial=s.denial, appeal=s.appeal, renewal_due=s.renewal_due, enrollment_fee=s.enrollment_fee,
             open_tasks=list(s.tasks.values()), deadlines=dict(s.deadlines), next_deadline=self._next_deadline(),
             next_milestones=milestones, stage_history=s.stage_history, notices_sent=s.notices_sent,
-            closure=s.closure, waiting_for=WAITING_FOR[s.stage], runs=s.runs,
+            closure=s.closure, waiting_for=WAITING_FOR[s.stage], runs=s.runs, requests=list(s.requests.values()),
         )
 
 

@@ -1,0 +1,177 @@
+"""ServiceAuthorizationWorkflow: one service authorization request (SAR) of a case.
+
+A child workflow of the case (ID ``{case_id}-sar-{n}``). The decision is due in 5 working
+days (72 hours expedited), extendable once to 14 calendar days from receipt. A reminder
+and an escalation come before the due time, an overdue notice at it; a missed due time is
+never approved by default: the task stays open and overdue until someone decides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RawValue
+
+with workflow.unsafe.imports_passed_through():
+    from models.requests import (
+        AuthorizationDecision,
+        AuthorizationInput,
+        AuthorizationState,
+        AuthorizationStatus,
+        DecideAuthorization,
+        ExtendAuthorization,
+    )
+    from rules.reimbursement import authorization_due, authorization_extended_due, authorization_number
+
+from workflows.meals_lodging import RequestWorkflow, invalid
+
+DECIDERS = ("case_manager", "supervisor", "medical_consultant")
+
+
+@workflow.defn
+class ServiceAuthorizationWorkflow(RequestWorkflow):
+    KIND = "authorization"
+    PREFIX = "SAR"
+    CLOSED = frozenset({"approved", "denied", "withdrawn"})
+
+    @workflow.init
+    def __init__(self, inp: AuthorizationInput) -> None:
+        self._setup()
+        now, req = workflow.now(), inp.request
+        due = authorization_due(now, req.urgency, inp.policy)
+        self.s = AuthorizationState(
+            request_id=inp.request_id, case_id=inp.case_id, county=inp.county, case_manager=inp.case_manager,
+            family_address=inp.family_address, policy=inp.policy, requested_by=inp.requested_by.id,
+            received_at=now, decision_due=due, state="awaiting_decision", request=req,
+        )
+        self._schedule(self.s.decision_due)
+        self._commit(inp.requested_by, "request_authorization",
+                     {"urgency": req.urgency, "decision_due": self.s.decision_due.isoformat()})
+
+    @workflow.run
+    async def run(self, inp: AuthorizationInput) -> AuthorizationStatus:
+        await self._loop()
+        return self._status()
+
+    @workflow.query
+    def status(self) -> AuthorizationStatus:
+        return self._status()
+
+    def _status(self) -> AuthorizationStatus:
+        return AuthorizationStatus.model_validate(self.s.model_dump(include=set(AuthorizationStatus.model_fields)))
+
+    def _describe(self) -> str:
+        s = self.s
+        what = f"{s.request.urgency} service authorization for {s.request.condition_id}"
+        if s.state == "awaiting_decision":
+            return f"{what}: decision due {self._when(s.decision_due)}" + (" (extended)" if s.extended else "")
+        if s.decision and s.decision.authorization_number:
+            return f"{what}: {s.state} {s.decision.authorization_number} until {s.decision.valid_until}"
+        return f"{what}: {s.state}"
+
+    def _schedule(self, due: datetime) -> None:
+        """The decision task and its timers for this due time; each timer fires once."""
+        s, p, now = self.s, self.s.policy.sar, workflow.now()
+        self._close_tasks("authorization_decision")
+        self._open_task("authorization_decision", f"Decide the {s.request.urgency} service authorization request "
+                        f"for {s.request.condition_id}", due)
+        for key, at in (("decision_reminder", due - p.reminder_before),
+                        ("decision_escalation", due - p.escalate_before), ("decision_overdue", due)):
+            s.deadlines.pop(key, None)
+            if at > now:
+                s.deadlines[key] = at
+
+    # ---- actions --------------------------------------------------------------------
+
+    @workflow.update(name="extend_authorization")
+    def extend(self, raw: RawValue) -> AuthorizationStatus:
+        a = self._decode("extend_authorization", raw, ExtendAuthorization)
+        s = self.s
+        self._begin()
+        s.extended, s.extension_reason = True, a.reason
+        s.decision_due = authorization_extended_due(s.received_at, s.policy)
+        self._schedule(s.decision_due)
+        self._notify("authorization_extended", "family", "CCS needs more time to decide a service request",
+                     f"We need more time to decide the request for {s.request.service}: {a.reason}. We will decide "
+                     f"by {self._when(s.decision_due)}. If you disagree with this extension, you may file a grievance.")
+        self._commit(a.actor, "extend_authorization", {"decision_due": s.decision_due.isoformat()})
+        return self._status()
+
+    @extend.validator
+    def _check_extend(self, raw: RawValue) -> None:
+        a = self._decode("extend_authorization", raw, ExtendAuthorization)
+        self._check_open("extend_authorization", a.actor, DECIDERS)
+        s = self.s
+        if s.extended:
+            raise invalid(f"request {s.request_id} was already extended to {self._when(s.decision_due)}")
+        new_due = authorization_extended_due(s.received_at, s.policy)
+        if new_due <= workflow.now():
+            raise invalid(f"an extension runs to {s.policy.sar.extended.days} days from receipt "
+                          f"({self._when(new_due)}), which has passed: decide the request now")
+
+    @workflow.update(name="decide_authorization")
+    def decide(self, raw: RawValue) -> AuthorizationStatus:
+        a = self._decode("decide_authorization", raw, DecideAuthorization)
+        s, now = self.s, workflow.now()
+        self._begin()
+        s.decision = AuthorizationDecision(outcome=a.decision, by=a.actor.id, role=a.actor.role, at=now,
+                                           reason=a.reason, approved_service=a.approved_service)
+        service = f"{s.request.service} by {s.request.provider}"
+        if a.decision == "deny":
+            self._end("denied", f"denied: {a.reason}")
+            self._notice_of_action(f"The request for {service} is denied: {a.reason}.")
+        else:
+            d = s.decision
+            d.authorization_number = authorization_number(s.request_id, s.county)
+            d.valid_from = self._today()
+            d.valid_until = d.valid_from + timedelta(days=s.policy.sar.authorization_valid_for.days)
+            auth = f"Authorization {d.authorization_number} is valid from {d.valid_from} to {d.valid_until}."
+            if a.decision == "modify":
+                self._end("approved", f"approved with changes ({a.approved_service}): {a.reason}")
+                self._notice_of_action(f"The request for {service} is approved with changes: {a.approved_service} "
+                                       f"instead, because {a.reason}. {auth}")
+            else:
+                self._end("approved", f"approved: {d.authorization_number}")
+                self._notify("authorization_approved", "family", "CCS service authorization approved",
+                             f"The request for {service} is approved. {auth}")
+        late = now > s.decision_due
+        self._commit(a.actor, "decide_authorization", {"decision": a.decision, "late": late,
+                                                       "authorization_number": s.decision.authorization_number})
+        return self._status()
+
+    @decide.validator
+    def _check_decide(self, raw: RawValue) -> None:
+        a = self._decode("decide_authorization", raw, DecideAuthorization)
+        self._check_open("decide_authorization", a.actor, DECIDERS)
+
+    # ---- timers ---------------------------------------------------------------------
+
+    def _due_text(self) -> str:
+        s = self.s
+        return (f"The {s.request.urgency} service authorization request {s.request_id} on case {s.case_id} "
+                f"is due for decision by {self._when(s.decision_due)}" + (" (extended)" if s.extended else ""))
+
+    def _fire_decision_reminder(self) -> None:
+        self._notify("authorization_reminder", "case_manager", "Reminder: service authorization decision due",
+                     self._due_text() + ".")
+
+    def _fire_decision_escalation(self) -> None:
+        self._notify("authorization_escalation", "supervisor",
+                     f"Escalation: service authorization decision due on {self.s.case_id}",
+                     self._due_text() + " and is not decided.")
+
+    def _fire_decision_overdue(self) -> None:
+        # No decision by default: the task stays open and overdue until someone decides.
+        self._notify("authorization_overdue", "supervisor",
+                     f"Overdue: service authorization decision on {self.s.case_id}",
+                     self._due_text() + ": the due time has passed without a decision.")
+
+    # ---- the case closed ------------------------------------------------------------
+
+    def _on_case_closed(self, reason: str) -> dict:
+        self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
+        self._notify("request_withdrawn", "family", "CCS service authorization request withdrawn",
+                     f"Your CCS case has closed, so the request for {self.s.request.service} was withdrawn "
+                     "without a decision.")
+        return {"resolution": "withdrawn"}

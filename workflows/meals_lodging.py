@@ -1,0 +1,494 @@
+"""MealsLodgingWorkflow: one meals-and-lodging request of a case, from request to payment.
+
+A child workflow of the case (ID ``{case_id}-ml-{n}``), so the case's history stays small.
+Routing, caps and the reimbursement are rules (rules/reimbursement.py); this module only
+orchestrates. ``RequestWorkflow`` holds what the service authorization workflow shares:
+tasks, notices, step records, timers, and telling the case about every change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from models.case import SYSTEM, Actor, Notice, StepRecord, Task, TaskRef
+    from models.requests import (
+        CATEGORIES,
+        Amounts,
+        DecideMealsLodging,
+        MealsLodgingDecision,
+        MealsLodgingInput,
+        MealsLodgingState,
+        MealsLodgingStatus,
+        Payment,
+        PaymentInput,
+        RequestSummary,
+        SubmitReceipts,
+    )
+    from rules.ages import local_today, start_of_day
+    from rules.reimbursement import (
+        approval_caps,
+        local_when,
+        approval_problems,
+        meals_lodging_decision_due,
+        meals_lodging_route,
+        receipt_problems,
+        receipts_due,
+        reimbursement,
+    )
+
+INVALID = "InvalidAction"  # the case's error type, so `ccs act` shows the message and fields
+STAFF = ("case_manager", "supervisor")
+STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
+                         non_retryable_error_types=["InvalidStep"])
+PAY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10),
+                        non_retryable_error_types=["InvalidPayment"])
+MAX_RECEIPTS = 500
+
+
+def invalid(message: str, **fields: str) -> ApplicationError:
+    return ApplicationError(message, fields or None, type=INVALID, non_retryable=True)
+
+
+class _Draft:
+    """What the step under way changes outside the workflow."""
+
+    def __init__(self) -> None:
+        self.opened: list[TaskRef] = []
+        self.closed: list[str] = []
+        self.notices: list[Notice] = []
+
+
+class RequestWorkflow:
+    """Shared by the request workflows. Subclasses set the class constants and ``self.s``."""
+
+    KIND: str
+    PREFIX: str  # of task IDs: "ML" -> ML2-T1
+    CLOSED: frozenset[str]
+    s: Any  # MealsLodgingState | AuthorizationState
+
+    def _setup(self) -> None:
+        self._draft = _Draft()
+        self._wake = False
+        self._told: RequestSummary | None = None
+
+    # ---- main loop ------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            await self._flush()
+            if self._closed():
+                break
+            if await self._work():
+                continue
+            self._wake = False
+            wake_at = min(self.s.deadlines.values(), default=None)
+            if wake_at is None or wake_at > workflow.now():
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._wake, timeout=None if wake_at is None else wake_at - workflow.now())
+                except asyncio.TimeoutError:
+                    pass
+            self._fire_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush()
+
+    async def _work(self) -> bool:
+        """Work the loop does outside handlers (activities); True if it took a step."""
+        return False
+
+    def _closed(self) -> bool:
+        return self.s.state in self.CLOSED
+
+    async def _flush(self) -> None:
+        """Persist pending steps, then tell the case if its view of this request changed."""
+        while True:
+            if self.s.pending_steps:
+                batch = list(self.s.pending_steps)
+                await workflow.execute_activity("record_steps", batch, start_to_close_timeout=timedelta(seconds=60),
+                                                retry_policy=STEP_RETRY, summary=f"record {len(batch)} step(s)")
+                del self.s.pending_steps[: len(batch)]
+                continue
+            summary = self._summary()
+            if summary == self._told:
+                return
+            self._told = summary
+            try:
+                await workflow.get_external_workflow_handle(self.s.case_id).signal("request_changed", summary)
+            except FailureError as e:  # the case has closed or never existed: the request goes on
+                workflow.logger.info("case %s not told about %s: %s", self.s.case_id, self.s.request_id, e)
+
+    def _summary(self) -> RequestSummary:
+        s = self.s
+        return RequestSummary(request_id=s.request_id, kind=self.KIND, state=s.state, summary=self._describe(),
+                              next_deadline=s.next_deadline, closed=self._closed())
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    # ---- timers ---------------------------------------------------------------------
+
+    def _fire_due(self) -> None:
+        now = workflow.now()
+        for key, at in sorted(self.s.deadlines.items(), key=lambda kv: kv[1]):
+            if self._closed():
+                return
+            if at > now or self.s.deadlines.get(key) != at:
+                continue  # not due, or an earlier timer in this pass moved or removed it
+            del self.s.deadlines[key]
+            self._begin()
+            detail = getattr(self, f"_fire_{key}")() or {}
+            self._commit(SYSTEM, f"timer:{key}", {"deadline": at.isoformat(), **detail})
+
+    # ---- actions --------------------------------------------------------------------
+
+    def _decode(self, name: str, raw: RawValue, model: type[BaseModel]) -> Any:
+        try:
+            action = workflow.payload_converter().from_payload(raw.payload, model)
+        except ValidationError as e:
+            fields = {".".join(str(p) for p in err["loc"]) or name: err["msg"] for err in e.errors()}
+            raise invalid(f"{name}: invalid data: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), **fields)
+        except Exception as e:  # not JSON of the right shape at all
+            raise invalid(f"{name}: cannot read the data ({type(e).__name__})")
+        if action.request_id != self.s.request_id:
+            raise invalid(f"this is request {self.s.request_id}, not {action.request_id}", request_id="mismatch")
+        return action
+
+    def _check_open(self, name: str, actor: Actor, roles: tuple[str, ...]) -> None:
+        if actor.role not in roles:
+            raise invalid(f"{name} must be taken by one of: {', '.join(roles)} (not {actor.role})",
+                          **{"actor.role": "not allowed"})
+        if self._closed():
+            raise invalid(f"request {self.s.request_id} is closed ({self.s.state}): {self.s.outcome_note}")
+
+    @workflow.signal(name="case_closed")
+    def case_closed(self, reason: str | None = None) -> None:
+        """The case closed: resolve the request as the subclass sees fit, once."""
+        if self.s.case_closed or self._closed():
+            return
+        self._begin()
+        self.s.case_closed = True
+        detail = self._on_case_closed(reason or "case closed")
+        self._commit(SYSTEM, "case_closed", {"reason": reason, **detail})
+
+    def _on_case_closed(self, reason: str) -> dict:
+        raise NotImplementedError
+
+    # ---- tasks, notices, steps ------------------------------------------------------
+
+    def _today(self):
+        return local_today(workflow.now(), self.s.policy.timezone)
+
+    def _when(self, at: datetime, time: bool = True) -> str:
+        """A due time as people in the county read it."""
+        return local_when(at, self.s.policy.timezone, time)
+
+    def _last_day(self, due: datetime) -> str:
+        """The last whole day before a due time at midnight."""
+        return self._when(due - timedelta(minutes=1), time=False)
+
+    def _worker(self) -> str:
+        return self.s.case_manager or f"{self.s.county}:unassigned"
+
+    def _open_task(self, kind: str, title: str, due: datetime) -> None:
+        s = self.s
+        s.task_counter += 1
+        number = s.request_id.rsplit("-", 1)[1]
+        task = Task(id=f"{self.PREFIX}{number}-T{s.task_counter}", kind=kind, title=title, assignee=self._worker(),
+                    due=due, opened_at=workflow.now())
+        s.open_tasks.append(task)
+        self._draft.opened.append(TaskRef(**task.model_dump(exclude={"escalated"})))
+
+    def _close_tasks(self, kind: str | None = None) -> None:
+        for task in [t for t in self.s.open_tasks if kind is None or t.kind == kind]:
+            self.s.open_tasks.remove(task)
+            self._draft.closed.append(task.id)
+
+    def _end(self, state: str, note: str) -> None:
+        """Close the request: no task or timer outlives it."""
+        self.s.state, self.s.outcome_note = state, note
+        self._close_tasks()
+        self.s.deadlines.clear()
+
+    def _notify(self, kind: str, to: str, subject: str, body: str) -> None:
+        s = self.s
+        address = {"family": s.family_address, "case_manager": self._worker()}.get(to)
+        key = f"{s.request_id}/{s.seq + 1}/{kind}/{len(self._draft.notices)}"
+        self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
+                                          body=f"CCS case {s.case_id}, request {s.request_id}\n\n{body}\n"))
+        s.notices_sent.append(key)
+
+    def _notice_of_action(self, what: str) -> None:
+        days = self.s.policy.notices.appeal_window.days
+        self._notify("notice_of_action", "family", "CCS Notice of Action",
+                     f"{what} You may appeal within {days} days of this notice.")
+
+    def _begin(self) -> None:
+        self._draft = _Draft()
+
+    def _commit(self, actor: Actor, action: str, detail: dict) -> None:
+        s, d = self.s, self._draft
+        s.seq += 1
+        # The due times people must meet (tasks), not reminder timers.
+        s.next_deadline = min((t.due for t in s.open_tasks), default=None)
+        opened, still_open = {t.id for t in d.opened}, {t.id for t in s.open_tasks}
+        s.pending_steps.append(StepRecord(
+            case_id=s.case_id, source=s.request_id, seq=s.seq, at=workflow.now(), actor_id=actor.id,
+            actor_role=actor.role, action=action, stage="closed" if s.case_closed else "active", county=s.county,
+            detail={"request_id": s.request_id, "state": s.state, **detail},
+            tasks_opened=[t for t in d.opened if t.id in still_open],
+            tasks_closed=[i for i in d.closed if i not in opened], notices=d.notices,
+        ))
+        self._draft = _Draft()
+        self._wake = True
+
+
+def _dollars(amounts: Amounts) -> str:
+    return ", ".join(f"{c} ${getattr(amounts, c)}" for c in CATEGORIES if getattr(amounts, c) > 0) or "nothing"
+
+
+@workflow.defn
+class MealsLodgingWorkflow(RequestWorkflow):
+    KIND = "meals_lodging"
+    PREFIX = "ML"
+    CLOSED = frozenset({"paid", "denied", "expired", "withdrawn", "cancelled"})
+
+    @workflow.init
+    def __init__(self, inp: MealsLodgingInput) -> None:
+        self._setup()
+        now, req, policy = workflow.now(), inp.request, inp.policy
+        route = meals_lodging_route(req, local_today(now, policy.timezone), policy)
+        self.s = MealsLodgingState(
+            request_id=inp.request_id, case_id=inp.case_id, county=inp.county, case_manager=inp.case_manager,
+            family_address=inp.family_address, policy=policy, requested_by=inp.requested_by.id, received_at=now,
+            decision_due=meals_lodging_decision_due(req, route, now, policy), state="awaiting_decision",
+            route=route, request=req, caps=approval_caps(req, policy),
+        )
+        s = self.s
+        s.deadlines["decision_due"] = s.decision_due
+        review = route.replace("_", " ")
+        self._open_task("meals_lodging_decision", f"Decide meals and lodging ({review}) for travel on "
+                        f"{req.travel_start}, condition {req.condition_id}", s.decision_due)
+        self._notify("meals_lodging_received", "family", "We received your meals and lodging request",
+                     f"We received your request for meals and lodging for travel from {req.travel_start} to "
+                     f"{req.travel_end}. It is under {review}; we will decide by {self._when(s.decision_due)}.")
+        self._commit(inp.requested_by, "request_meals_lodging",
+                     {"route": route, "emergency": req.emergency, "decision_due": s.decision_due.isoformat()})
+
+    @workflow.run
+    async def run(self, inp: MealsLodgingInput) -> MealsLodgingStatus:
+        await self._loop()
+        return self._status()
+
+    @workflow.query
+    def status(self) -> MealsLodgingStatus:
+        return self._status()
+
+    def _status(self) -> MealsLodgingStatus:
+        return MealsLodgingStatus.model_validate(self.s.model_dump(include=set(MealsLodgingStatus.model_fields)))
+
+    def _describe(self) -> str:
+        # No travel dates or amounts beyond the state: the case may show this to anyone who sees the case.
+        s = self.s
+        what = f"meals and lodging for {s.request.condition_id}"
+        if s.state == "awaiting_decision":
+            return f"{what}: {s.route.replace('_', ' ')}, decision due {self._when(s.decision_due, time=False)}"
+        if s.state == "approved":
+            decided = "approved" if s.decision.outcome == "approve" else "approved with changes"
+            return f"{what}: {decided}, receipts due by {self._last_day(s.receipts_due)}"
+        return f"{what}: {s.state}" + (" (reimbursed)" if s.payment else "")
+
+    # ---- decision -------------------------------------------------------------------
+
+    @workflow.update(name="decide_meals_lodging")
+    def decide(self, raw: RawValue) -> MealsLodgingStatus:
+        a = self._decode("decide_meals_lodging", raw, DecideMealsLodging)
+        self._begin()
+        detail = self._do_decide(a)
+        self._commit(a.actor, "decide_meals_lodging", detail)
+        return self._status()
+
+    @decide.validator
+    def _check_decide(self, raw: RawValue) -> None:
+        a = self._decode("decide_meals_lodging", raw, DecideMealsLodging)
+        self._check_open("decide_meals_lodging", a.actor, STAFF)
+        s = self.s
+        if s.state != "awaiting_decision":
+            raise invalid(f"request {s.request_id} was already decided ({s.decision.outcome})")
+        if a.decision == "approve":
+            over = approval_problems(s.request.estimated, s.request, s.policy, field="estimated")
+            if over:
+                raise invalid("the estimate is above policy caps, so it cannot be approved as asked; use modify "
+                              "with amounts within the caps: " + "; ".join(f"{k}: {v}" for k, v in over.items()), **over)
+        elif a.decision == "modify":
+            over = approval_problems(a.approved, s.request, s.policy)
+            if over:
+                raise invalid("approved amounts above policy caps: " + "; ".join(f"{k}: {v}" for k, v in over.items()),
+                              **over)
+
+    def _do_decide(self, a: DecideMealsLodging) -> dict:
+        s, req, p = self.s, self.s.request, self.s.policy.meals_lodging
+        approved = {"approve": req.estimated, "modify": a.approved, "deny": None}[a.decision]
+        s.decision = MealsLodgingDecision(outcome=a.decision, by=a.actor.id, role=a.actor.role, at=workflow.now(),
+                                          reason=a.reason, approved=approved)
+        self._close_tasks("meals_lodging_decision")
+        s.deadlines.pop("decision_due", None)
+        trip = f"meals and lodging for travel from {req.travel_start} to {req.travel_end}"
+        if a.decision == "deny":
+            self._end("denied", f"denied: {a.reason}")
+            self._notice_of_action(f"Your request for {trip} is denied: {a.reason}.")
+            return {"decision": "deny"}
+        s.state = "approved"
+        s.receipts_due = receipts_due(req, s.policy)
+        s.deadlines["receipts_due"] = s.receipts_due
+        first_reminder = start_of_day(req.travel_end, s.policy.timezone) + timedelta(days=1) + p.receipts_reminder_every
+        if first_reminder < s.receipts_due:
+            s.deadlines["receipts_reminder"] = first_reminder
+        self._open_task("meals_lodging_receipts", f"Receive the family's receipts for travel on {req.travel_start} "
+                        "and reimburse", s.receipts_due)
+        receipts = (f"Send your receipts (none are needed for gas) by {self._last_day(s.receipts_due)}; "
+                    "amounts beyond this approval need a new prior approval.")
+        if a.decision == "modify":
+            self._notice_of_action(f"Your request for {trip} is approved with changes: {a.reason}. "
+                                   f"Approved: {_dollars(approved)} (you asked for {_dollars(req.estimated)}). {receipts}")
+        else:
+            self._notify("meals_lodging_approved", "family", "CCS meals and lodging approved",
+                         f"Your request for {trip} is approved: {_dollars(approved)}. {receipts}")
+        return {"decision": a.decision, "approved": approved.model_dump(mode="json"),
+                "receipts_due": s.receipts_due.isoformat()}
+
+    # ---- receipts and payment -------------------------------------------------------
+
+    @workflow.update(name="submit_receipts")
+    def submit_receipts(self, raw: RawValue) -> MealsLodgingStatus:
+        a = self._decode("submit_receipts", raw, SubmitReceipts)
+        self._begin()
+        self.s.receipts.extend(a.items)
+        if a.final:
+            self._settle(expiring=False)
+        self._commit(a.actor, "submit_receipts", {"items": len(a.items), "final": a.final,
+                                                  "claimed": str(sum(i.amount for i in a.items))})
+        return self._status()
+
+    @submit_receipts.validator
+    def _check_submit_receipts(self, raw: RawValue) -> None:
+        a = self._decode("submit_receipts", raw, SubmitReceipts)
+        s = self.s
+        if s.state == "denied":
+            raise invalid(f"request {s.request_id} was denied: there is nothing to reimburse, so receipts are not "
+                          "accepted (a new request, or an appeal of the Notice of Action, is the way forward)")
+        self._check_open("submit_receipts", a.actor, (*STAFF, "intake_clerk"))
+        if s.state == "awaiting_decision":
+            raise invalid(f"request {s.request_id} is not approved yet: receipts are accepted after approval")
+        if s.state == "paying":
+            raise invalid(f"request {s.request_id} is being reimbursed: the claim is complete")
+        if len(s.receipts) + len(a.items) > MAX_RECEIPTS:
+            raise invalid(f"a request takes at most {MAX_RECEIPTS} receipts")
+        problems = receipt_problems(a.items, s.request, self._today())
+        if problems:
+            raise invalid("receipts: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+
+    def _settle(self, expiring: bool) -> None:
+        """The claim is complete (or its time is up): compute what to pay; the loop pays it."""
+        s = self.s
+        s.reimbursement = reimbursement(s.decision.approved, s.receipts, s.policy, people=len(s.request.travellers))
+        s.expiring = expiring
+        self._close_tasks("meals_lodging_receipts")
+        for key in ("receipts_due", "receipts_reminder"):
+            s.deadlines.pop(key, None)
+        if s.reimbursement.total > 0:
+            s.state = "paying"
+        else:
+            self._end("expired" if expiring else "paid", "nothing payable: " + self._payable_note())
+            self._notify("reimbursement", "family", "CCS meals and lodging: nothing to reimburse",
+                         f"We reviewed your receipts: nothing can be reimbursed ({self._payable_note()}).")
+
+    def _payable_note(self) -> str:
+        r = self.s.reimbursement
+        parts = []
+        if r.unreceipted:
+            parts.append("no receipts for " + ", ".join(r.unreceipted))
+        if r.not_payable.total() > 0:
+            parts.append(f"${r.not_payable.total()} above the approval or daily caps")
+        return "; ".join(parts) or "paid in full"
+
+    async def _work(self) -> bool:
+        s = self.s
+        if s.state != "paying":
+            return False
+        amount = await workflow.execute_activity(
+            "pay_reimbursement", PaymentInput(request_id=s.request_id, case_id=s.case_id, amount=s.reimbursement.total),
+            result_type=Decimal, start_to_close_timeout=timedelta(seconds=30), retry_policy=PAY_RETRY,
+            summary="pay reimbursement")
+        self._begin()
+        s.payment = Payment(amount=amount, paid_at=workflow.now())
+        late = f"the receipts deadline passed; reimbursed what was receipted; {self._payable_note()}"
+        self._end("expired" if s.expiring else "paid",
+                  f"reimbursed ${amount}: " + (late if s.expiring else self._payable_note()))
+        self._notify("reimbursement", "family", "CCS meals and lodging reimbursement",
+                     f"We are reimbursing ${amount} for your travel from {s.request.travel_start} to "
+                     f"{s.request.travel_end} ({_dollars(s.reimbursement.payable)}). "
+                     + (f"Your receipts deadline passed: we reimbursed what was receipted; {self._payable_note()}."
+                        if s.expiring else f"Notes: {self._payable_note()}."))
+        self._commit(SYSTEM, "reimbursement_paid", {"amount": str(amount)})
+        return True
+
+    # ---- timers ---------------------------------------------------------------------
+
+    def _fire_decision_due(self) -> None:
+        s = self.s
+        text = (f"The meals and lodging decision on request {s.request_id} ({s.route.replace('_', ' ')}) was due "
+                f"{self._when(s.decision_due)}; travel begins {s.request.travel_start}.")
+        self._notify("decision_overdue", "case_manager", "Overdue: meals and lodging decision", text)
+        self._notify("decision_overdue", "supervisor", f"Overdue: meals and lodging decision on {s.case_id}", text)
+
+    def _fire_receipts_reminder(self) -> dict:
+        s = self.s
+        n = sum("/receipts_reminder/" in k for k in s.notices_sent) + 1
+        self._notify("receipts_reminder", "family", "Reminder: send your travel receipts",
+                     f"Reminder {n}: please send your receipts for travel from {s.request.travel_start} to "
+                     f"{s.request.travel_end} by {self._last_day(s.receipts_due)} (none are needed for gas).")
+        nxt = workflow.now() + s.policy.meals_lodging.receipts_reminder_every
+        if nxt < s.receipts_due:
+            s.deadlines["receipts_reminder"] = nxt
+        return {"reminder": n}
+
+    def _fire_receipts_due(self) -> dict:
+        s = self.s
+        if s.receipts:
+            self._settle(expiring=True)
+            return {"receipts": len(s.receipts)}
+        self._end("expired", f"no receipts by {self._last_day(s.receipts_due)}: nothing reimbursed")
+        self._notify("receipts_expired", "family", "CCS meals and lodging: receipts deadline passed",
+                     f"We did not receive receipts for travel from {s.request.travel_start} to {s.request.travel_end} "
+                     "by the deadline, so the request has closed without reimbursement.")
+        return {"receipts": 0}
+
+    # ---- the case closed ------------------------------------------------------------
+
+    def _on_case_closed(self, reason: str) -> dict:
+        s, req = self.s, self.s.request
+        trip = f"meals and lodging for travel from {req.travel_start} to {req.travel_end}"
+        if s.state == "awaiting_decision":
+            self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
+            self._notify("request_withdrawn", "family", "CCS meals and lodging request withdrawn",
+                         f"Your CCS case has closed, so your request for {trip} was withdrawn without a decision.")
+        elif s.state == "approved" and req.travel_start > self._today():
+            self._end("cancelled", f"cancelled before travel: the case closed ({reason})")
+            self._notify("request_cancelled", "family", "CCS meals and lodging approval cancelled",
+                         f"Your CCS case has closed, so the approval of {trip} is cancelled: it will not be reimbursed.")
+        elif s.state == "approved":
+            # The trip began while the child was eligible: it is still reimbursed.
+            self._notify("case_closed_receipts", "family", "Send your travel receipts",
+                         f"Your CCS case has closed, but {trip} began while your child was eligible: send your "
+                         f"receipts by {self._last_day(s.receipts_due)} to be reimbursed.")
+        return {"resolution": s.state}
