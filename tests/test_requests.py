@@ -221,7 +221,10 @@ async def test_on_time_request_approved_receipted_and_paid_once(reqs):
     assert not await reqs.notices("notice_of_action")
     assert await reqs.tasks() == {"ML1-T1": "done", "ML1-T2": "done"}
     told = await eventually(lambda: _told_closed(case))
-    assert [t.state for t in told] == ["awaiting_decision", "approved", "paying", "paid"]
+    # The case hears each change in order; changes quicker than a signal may coalesce.
+    order = ["awaiting_decision", "approved", "paying", "paid"]
+    states = [t.state for t in told]
+    assert states[-1] == "paid" and states == sorted(set(states), key=order.index)
     assert told[-1].kind == "meals_lodging" and told[-1].next_deadline is None
     await case.terminate()
     await replays(reqs, h)

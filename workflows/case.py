@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+from workflows.common import Draft, decode, invalid, record_steps
 
+with workflow.unsafe.imports_passed_through():
     from models import search
     from models.actions import ACTIONS, WAITING_FOR, Action
     from models.case import (
@@ -51,33 +51,11 @@ with workflow.unsafe.imports_passed_through():
     from rules.eligibility import residential_financial
     from rules.referral import referral_problems
 
-INVALID = "InvalidAction"
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["InvalidStep"],
-)
-
-
-def invalid(message: str, **fields: str) -> ApplicationError:
-    return ApplicationError(message, fields or None, type=INVALID, non_retryable=True)
-
-
-class _Draft:
-    """What the step under way changes outside the workflow."""
-
-    def __init__(self) -> None:
-        self.opened: list[TaskRef] = []
-        self.closed: list[str] = []
-        self.notices: list[Notice] = []
-
-
 @workflow.defn
 class ChildCaseWorkflow:
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
-        self._draft = _Draft()
+        self._draft = Draft()
         self._wake = False
         self._sa: dict[str, object] = {}
         self._invalid: dict[str, str] = {}
@@ -133,13 +111,7 @@ class ChildCaseWorkflow:
     async def _flush(self) -> None:
         while self.s.pending_steps:
             batch = list(self.s.pending_steps)
-            await workflow.execute_activity(
-                "record_steps",
-                batch,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=STEP_RETRY,
-                summary=f"record {len(batch)} step(s)",
-            )
+            await record_steps(batch)
             del self.s.pending_steps[: len(batch)]
 
     # ---- requests (child workflows) -----------------------------------------------
@@ -232,13 +204,7 @@ class ChildCaseWorkflow:
             raise invalid(f"unknown action {name!r}; actions are: {', '.join(sorted(ACTIONS))}")
         if len(args) != 1:
             raise invalid(f"{name} takes one JSON object")
-        try:
-            return workflow.payload_converter().from_payload(args[0].payload, spec.model)
-        except ValidationError as e:
-            fields = {".".join(str(p) for p in err["loc"]) or name: err["msg"] for err in e.errors()}
-            raise invalid(f"{name}: invalid data: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), **fields)
-        except Exception as e:  # a payload that is not JSON of the right shape at all
-            raise invalid(f"{name}: cannot read the data ({type(e).__name__})")
+        return decode(name, args[0], spec.model)
 
     def _check(self, name: str, action: Action) -> None:
         spec = ACTIONS[name]
@@ -823,7 +789,7 @@ class ChildCaseWorkflow:
         s.notices_sent.append(key)
 
     def _begin(self) -> None:
-        self._draft = _Draft()
+        self._draft = Draft()
 
     def _referral_at(self) -> datetime:
         """When the intake clock started: now for today's referral, else the start of its day."""
@@ -841,7 +807,7 @@ class ChildCaseWorkflow:
             tasks_closed=[i for i in self._draft.closed if i not in {t.id for t in self._draft.opened}],
             notices=self._draft.notices, record=self._record(),
         ))
-        self._draft = _Draft()
+        self._draft = Draft()
         self._wake = True
 
     def _next_deadline(self) -> datetime | None:

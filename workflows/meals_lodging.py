@@ -15,10 +15,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import FailureError
+
+from workflows.common import Draft, decode, invalid, record_steps
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel
 
     from models.case import SYSTEM, Actor, Notice, StepRecord, Task, TaskRef
     from models.requests import (
@@ -46,26 +48,10 @@ with workflow.unsafe.imports_passed_through():
         reimbursement,
     )
 
-INVALID = "InvalidAction"  # the case's error type, so `ccs act` shows the message and fields
 STAFF = ("case_manager", "supervisor")
-STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
-                         non_retryable_error_types=["InvalidStep"])
 PAY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10),
                         non_retryable_error_types=["InvalidPayment"])
 MAX_RECEIPTS = 500
-
-
-def invalid(message: str, **fields: str) -> ApplicationError:
-    return ApplicationError(message, fields or None, type=INVALID, non_retryable=True)
-
-
-class _Draft:
-    """What the step under way changes outside the workflow."""
-
-    def __init__(self) -> None:
-        self.opened: list[TaskRef] = []
-        self.closed: list[str] = []
-        self.notices: list[Notice] = []
 
 
 class RequestWorkflow:
@@ -77,7 +63,7 @@ class RequestWorkflow:
     s: Any  # MealsLodgingState | AuthorizationState
 
     def _setup(self) -> None:
-        self._draft = _Draft()
+        self._draft = Draft()
         self._wake = False
         self._told: RequestSummary | None = None
 
@@ -114,8 +100,7 @@ class RequestWorkflow:
         while True:
             if self.s.pending_steps:
                 batch = list(self.s.pending_steps)
-                await workflow.execute_activity("record_steps", batch, start_to_close_timeout=timedelta(seconds=60),
-                                                retry_policy=STEP_RETRY, summary=f"record {len(batch)} step(s)")
+                await record_steps(batch)
                 del self.s.pending_steps[: len(batch)]
                 continue
             summary = self._summary()
@@ -152,13 +137,7 @@ class RequestWorkflow:
     # ---- actions --------------------------------------------------------------------
 
     def _decode(self, name: str, raw: RawValue, model: type[BaseModel]) -> Any:
-        try:
-            action = workflow.payload_converter().from_payload(raw.payload, model)
-        except ValidationError as e:
-            fields = {".".join(str(p) for p in err["loc"]) or name: err["msg"] for err in e.errors()}
-            raise invalid(f"{name}: invalid data: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), **fields)
-        except Exception as e:  # not JSON of the right shape at all
-            raise invalid(f"{name}: cannot read the data ({type(e).__name__})")
+        action = decode(name, raw, model)
         if action.request_id != self.s.request_id:
             raise invalid(f"this is request {self.s.request_id}, not {action.request_id}", request_id="mismatch")
         return action
@@ -233,7 +212,7 @@ class RequestWorkflow:
                      f"{what} You may appeal within {days} days of this notice.")
 
     def _begin(self) -> None:
-        self._draft = _Draft()
+        self._draft = Draft()
 
     def _commit(self, actor: Actor, action: str, detail: dict) -> None:
         s, d = self.s, self._draft
@@ -248,7 +227,7 @@ class RequestWorkflow:
             tasks_opened=[t for t in d.opened if t.id in still_open],
             tasks_closed=[i for i in d.closed if i not in opened], notices=d.notices,
         ))
-        self._draft = _Draft()
+        self._draft = Draft()
         self._wake = True
 
 
