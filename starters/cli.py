@@ -101,11 +101,14 @@ def render_request(r) -> str:
         f"  decision due    {_fmt_dt(r.decision_due)}",
     ]
     if r.decision:
-        lines.append(f"  decision        {r.decision.model_dump(exclude_none=True)}")
-    for name in ("route", "receipts_due", "reimbursement", "payment", "authorization_number"):
-        value = getattr(r, name, None) or getattr(r.decision, name, None) if r.decision else getattr(r, name, None)
+        d = r.decision.model_dump(mode="json", exclude_none=True)
+        lines.append(f"  decision        {d.pop('outcome')} by {d.pop('by')} ({d.pop('role')}) at {d.pop('at')}")
+        lines += [f"    {k.replace('_', ' '):<13} {v}" for k, v in d.items()]
+    for name in ("route", "receipts_due", "reimbursement", "payment"):
+        value = getattr(r, name, None)
         if value:
-            lines.append(f"  {name.replace('_', ' '):<15} {value if not hasattr(value, 'model_dump') else value.model_dump()}")
+            shown = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+            lines.append(f"  {name.replace('_', ' '):<15} {shown}")
     if r.outcome_note:
         lines.append(f"  note            {r.outcome_note}")
     lines.append("  open tasks")
@@ -229,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ccs show ... | head`
+        return 0
     return 0
 
 
