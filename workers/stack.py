@@ -131,6 +131,9 @@ async def up(settings: Settings, echo=print) -> None:
     async with AsyncExitStack() as stack:
         url = await database_url(settings, stack)
         await migrate(url)
+        # The codec server binds first: the dev server takes random ports of its own.
+        runner = await _codec_server(settings, keyring, f"http://localhost:{settings.temporal_ui_port}")
+        stack.push_async_callback(runner.cleanup)
         log_file = open(settings.home_dir / "temporal.log", "ab")
         stack.callback(log_file.close)
         proc = subprocess.Popen(_dev_server_args(settings, host, port), stdout=log_file, stderr=log_file,
@@ -138,10 +141,6 @@ async def up(settings: Settings, echo=print) -> None:
         stack.callback(_terminate, proc)
         client = await _wait_for_temporal(settings, proc, keyring)
         await ensure_search_attributes(client, settings.temporal_namespace)
-        codec = EncryptionCodec(keyring.keys, keyring.active)
-        runner = await start_codec_server(codec, settings.codec_host, settings.codec_port,
-                                          f"http://localhost:{settings.temporal_ui_port}")
-        stack.push_async_callback(runner.cleanup)
         activities, engine = build_activities(settings, url)
         stack.push_async_callback(engine.dispose)
         worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows)
@@ -162,6 +161,15 @@ async def up(settings: Settings, echo=print) -> None:
     if settings.embedded:
         stop_embedded(settings.home_dir / "pg")
     echo("stopped")
+
+
+async def _codec_server(settings: Settings, keyring, cors_origin: str):
+    try:
+        return await start_codec_server(EncryptionCodec(keyring.keys, keyring.active), settings.codec_host,
+                                        settings.codec_port, cors_origin)
+    except OSError as e:
+        raise CcsError(f"the codec server cannot listen on {settings.codec_host}:{settings.codec_port}: "
+                       f"{e.strerror}") from None
 
 
 def _terminate(proc: subprocess.Popen) -> None:
@@ -196,10 +204,8 @@ async def worker(settings: Settings, echo=print) -> None:
 
 
 async def codec_server(settings: Settings, echo=print) -> None:
-    keyring = load_keyring(settings)
     stop = _stop_signals()
-    runner = await start_codec_server(EncryptionCodec(keyring.keys, keyring.active), settings.codec_host,
-                                      settings.codec_port, settings.codec_cors_origin)
+    runner = await _codec_server(settings, load_keyring(settings), settings.codec_cors_origin)
     echo(f"codec server on http://{settings.codec_host}:{settings.codec_port}")
     await stop.wait()
     await runner.cleanup()
