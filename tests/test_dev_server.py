@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from activities.tables import AuditRow
+from models import search
 from models.policy import Policy
 from starters.client import CcsError
 from starters.supervisor import WorkQueue, stuck
@@ -118,3 +119,21 @@ async def test_overdue_and_workload_from_the_work_queue(fast_cases, engine, clea
     assert {"county": "Tulare", "stage": "intake", "open_cases": 1} in work["by_county_stage"]
     assert (await queue.workload(county="Kern"))["by_county_stage"] == [
         {"county": "Kern", "stage": "intake", "open_cases": 1}]
+
+
+async def test_search_attributes_follow_quick_successive_actions(fast_cases):
+    """Steps taken while the case records earlier ones still reach visibility at once
+    (not at the next timer, which here is weeks away)."""
+    cases = fast_cases
+    status = await cases.refer(referral(first_name="Brisk", county="Fresno"), INTAKE)
+    cid = status.case_id
+    for name, data in (("record_application", act(CM)), ("record_records", act(CM)),
+                       ("record_eligibility", act(CM, finances={"residential_in_county": True,
+                                                                "full_scope_medi_cal": True}))):
+        await cases.act(cid, name, data)
+
+    async def stage_visible():
+        desc = await cases.client.get_workflow_handle(cid).describe()
+        return desc.typed_search_attributes.get(search.STAGE) == "medical_review" or None
+
+    await _until(stage_visible, timeout=10)

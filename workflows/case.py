@@ -78,20 +78,29 @@ class ChildCaseWorkflow:
         self._upsert_search_attributes()
         if self.s.runs > 1:
             workflow.logger.info("case continued as new (run %d)", self.s.runs)
+        # Runs begun before this patch cleared the wake flag after the awaits below, so a step
+        # taken during them waited for the next timer to reach search attributes.
+        wake_first = workflow.patched("wake-before-flush")
         while True:
+            if wake_first:
+                self._wake = False  # cleared before the awaits: a step taken during them wakes the next pass
             await self._flush()
             await self._start_requests()
+            if wake_first:
+                self._upsert_search_attributes()
             if self.s.stage == "closed" or self._should_continue_as_new(run_started):
                 break
             wake_in = self._next_wake(run_started) - workflow.now()
-            self._wake = False
-            if wake_in > timedelta(0):
+            if not wake_first:
+                self._wake = False
+            if wake_in > timedelta(0) and not self._wake:
                 try:
                     await workflow.wait_condition(lambda: self._wake, timeout=wake_in)
                 except asyncio.TimeoutError:
                     pass
             self._fire_due()
-            self._upsert_search_attributes()
+            if not wake_first:
+                self._upsert_search_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
         if self.s.stage == "closed":
