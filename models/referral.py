@@ -6,7 +6,6 @@ import re
 from datetime import date
 from typing import Literal
 
-import simple_icd_10_cm as icd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ReferrerKind = Literal["parent", "self", "pcp", "specialist", "hospital", "health_plan", "other"]
@@ -44,8 +43,24 @@ class Child(_Model):
         return v
 
 
+_ICD = None
+
+
+def icd10_codes():
+    """The ICD-10-CM code set (simple-icd-10-cm), loaded on first use: it takes seconds, and
+    `ccs show` or `ccs stuck` never need it. Workers load it at start (build_worker), so
+    workflows, which may not import it in their sandbox, find it loaded."""
+    global _ICD
+    if _ICD is None:
+        import simple_icd_10_cm
+
+        _ICD = simple_icd_10_cm
+    return _ICD
+
+
 def normalize_icd10(code: str) -> str:
     """``q909`` or ``Q90.9`` -> ``Q90.9``; raises ValueError if not an ICD-10-CM code."""
+    icd = icd10_codes()
     raw = code.strip().upper()
     if not raw or not icd.is_valid_item(raw):
         raise ValueError(f"{code!r} is not an ICD-10-CM code (e.g. Q90.9, E84.0)")

@@ -36,7 +36,6 @@ from models.referral import Child, Referral
 from models.settings import Settings
 from rules.ages import local_today
 from rules.referral import referral_problems
-from workflows.case import ChildCaseWorkflow
 
 
 RequestStatus = MealsLodgingStatus | AuthorizationStatus
@@ -103,7 +102,7 @@ class Cases:
         case_id = case_id_for(referral.child, self.secret)
         referral_id = referral_id or uuid.uuid4().hex
         start = WithStartWorkflowOperation(
-            ChildCaseWorkflow.run,
+            "ChildCaseWorkflow",
             CaseInput(case_id=case_id, policy=self.policy, referral=referral, referral_id=referral_id),
             id=case_id,
             task_queue=self.task_queue,
@@ -181,7 +180,7 @@ class Cases:
             if re.match(REQUEST_ID, case_id):
                 kind = MealsLodgingStatus if "-ml-" in case_id else AuthorizationStatus
                 return await handle.query("status", result_type=kind)
-            return await handle.query(ChildCaseWorkflow.status)
+            return await handle.query("status", result_type=CaseStatus)
         except RPCError as e:
             raise _rpc_error(case_id, e) from None
         except WorkflowQueryFailedError as e:

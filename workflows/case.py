@@ -44,7 +44,10 @@ with workflow.unsafe.imports_passed_through():
         TaskRef,
     )
     from models.counties import find_county
-    from models.referral import Referral
+    from models.referral import Referral, icd10_codes
+
+    # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
+    icd10_codes()
     from models.requests import AuthorizationInput, MealsLodgingInput, RequestStart, RequestSummary
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
