@@ -15,7 +15,7 @@ from activities.notify import Notifier, channel_from_settings
 from activities.storage import CaseActivities
 from models import search
 from models.settings import Settings
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger(__name__)
 

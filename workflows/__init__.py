@@ -1,7 +1,4 @@
-"""Workflows: deterministic orchestration only (no I/O, no SQLAlchemy, no clock)."""
+"""Workflows: deterministic orchestration only (no I/O, no SQLAlchemy, no clock).
 
-from workflows.authorization import ServiceAuthorizationWorkflow
-from workflows.case import ChildCaseWorkflow
-from workflows.meals_lodging import MealsLodgingWorkflow
-
-WORKFLOWS = [ChildCaseWorkflow, MealsLodgingWorkflow, ServiceAuthorizationWorkflow]
+Kept empty on purpose: the sandbox re-imports a workflow's module (and this package) for
+every workflow it loads, so the registry lives in workflows/registry.py."""
