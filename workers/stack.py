@@ -75,6 +75,10 @@ async def database_url(settings: Settings, stack: AsyncExitStack) -> str:
 
 async def migrate(url: str) -> None:
     try:
+        async_url(url)
+    except ValueError as e:
+        raise CcsError(str(e)) from None
+    try:
         await upgrade_async(url)
     except OSError as e:
         raise CcsError(f"cannot reach the database: {e}") from None
