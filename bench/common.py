@@ -334,7 +334,7 @@ class WorkerProcess:
     through the environment as an operator would (DATABASE_URL, CCS_MAX_CACHED_WORKFLOWS,
     CCS_ENCRYPTION_KEYS, CCS_CASE_ID_SECRET, ...).
 
-    By default it runs as the Dockerfile ships the product: PYTHONDONTWRITEBYTECODE=1 and no
+    By default it runs as on a machine with PYTHONDONTWRITEBYTECODE=1: no
     bytecode files for the project's code, whatever `__pycache__` directories other runs left
     in the source tree (an empty PYTHONPYCACHEPREFIX hides them; dependencies then compile
     once, at start-up). ``extra_env`` changes that."""

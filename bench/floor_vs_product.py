@@ -282,7 +282,7 @@ def report(args, runs: dict[str, list[dict]], shapes: dict[str, dict], stale: tu
 round(s) after {args.warmup} warm-up cases each. The variants take turns on one dev server
 (SQLite, WAL) and one PostgreSQL; the product runs on a real `ccs worker` process, the floor on
 a worker process of its own (`python -m bench._floor`), both with a cache of {args.max_cached}
-workflows and no bytecode files for the project's code (as the Dockerfile ships it); the client
+workflows and no bytecode files for the project's code (as on a machine with PYTHONDONTWRITEBYTECODE=1); the client
 (starters.client.Cases for the product) runs in the bench process.
 
 {machine_md()}
