@@ -456,7 +456,8 @@ async def test_worker_killed_at_random_points(worker_rig, sessions, tmp_path):
     """Six lifecycles while the `ccs worker` process is SIGKILLed three times: once inside
     `record_steps` after its commit and before the SMTP send, twice at seeded random moments,
     each time restarted after a seeded random pause. Every case ends where it should; every
-    notice went out exactly once; every step is in the audit log exactly once."""
+    notice went out exactly once; every step is in the audit log exactly once; every history
+    replays against the code (as the next restarted worker will replay it)."""
     workers, smtp, cases, rng, seed = worker_rig
     started = time.monotonic()
     tag = uuid.uuid4().hex[:6]
