@@ -53,6 +53,12 @@ def _fmt_dt(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M %Z") if value else "-"
 
 
+def _task_lines(tasks, id_width: int) -> list[str]:
+    lines = ["  open tasks"]
+    lines += [f"    {t.id:<{id_width}} due {_fmt_dt(t.due)}  {t.assignee:<24} {t.title}" for t in tasks or []]
+    return lines if tasks else lines + ["    (none)"]
+
+
 def render_status(s: CaseStatus) -> str:
     lines = [
         f"case {s.case_id}",
@@ -79,11 +85,7 @@ def render_status(s: CaseStatus) -> str:
         lines.append(f"  renewal due     {s.renewal_due}")
     if s.closure:
         lines.append(f"  closed          {s.closure.on}: {s.closure.reason} ({s.closure.note or ''})")
-    lines.append("  open tasks")
-    for t in s.open_tasks or []:
-        lines.append(f"    {t.id:<5} due {_fmt_dt(t.due)}  {t.assignee:<24} {t.title}")
-    if not s.open_tasks:
-        lines.append("    (none)")
+    lines += _task_lines(s.open_tasks, id_width=5)
     lines.append("  deadlines")
     for name, at in sorted(s.deadlines.items(), key=lambda kv: kv[1]):
         lines.append(f"    {_fmt_dt(at)}  {name}")
@@ -111,11 +113,7 @@ def render_request(r) -> str:
             lines.append(f"  {name.replace('_', ' '):<15} {shown}")
     if r.outcome_note:
         lines.append(f"  note            {r.outcome_note}")
-    lines.append("  open tasks")
-    for t in r.open_tasks or []:
-        lines.append(f"    {t.id:<8} due {_fmt_dt(t.due)}  {t.assignee:<24} {t.title}")
-    if not r.open_tasks:
-        lines.append("    (none)")
+    lines += _task_lines(r.open_tasks, id_width=8)
     return "\n".join(lines)
 
 
