@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy import BigInteger, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -96,3 +96,19 @@ class PaymentRow(Base):
     case_id: Mapped[str] = mapped_column(String(64), index=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     paid_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IdentityKeyRow(Base):
+    """The identity index: keyed hashes (HMAC) that locate a child's case, never plaintext.
+    A CIN belongs to one case (partial unique index); a name + DOB may locate several."""
+
+    __tablename__ = "identity_keys"
+    __table_args__ = (
+        Index("uq_identity_keys_cin", "key_hash", unique=True, postgresql_where=text("kind = 'cin'")),
+        Index("ix_identity_keys_case", "case_id"),
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    dob_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -5,12 +5,13 @@ An action is a Temporal update named after it (``ccs act CASE ACTION --data FILE
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.case import Actor, Finances, Role
 from models.referral import Referral
@@ -24,6 +25,7 @@ from models.requests import (
 )
 
 STAFF: tuple[Role, ...] = ("case_manager", "supervisor")
+CASE_ID = re.compile(r"^case-[0-9a-f]{20}$")
 
 
 class Action(BaseModel):
@@ -38,6 +40,16 @@ class Refer(Action):
     referral: Referral
     # Set by the client: a retried or repeated submission of the same referral changes nothing.
     referral_id: str = Field(min_length=8, max_length=64)
+    # Set by the client from the identity index: open cases of a child with the same name and
+    # date of birth but another Medi-Cal number; each gets a possible_duplicate task.
+    possible_duplicate_of: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("possible_duplicate_of")
+    @classmethod
+    def _case_ids(cls, v: list[str]) -> list[str]:
+        if any(not CASE_ID.match(c) for c in v):
+            raise ValueError("each entry must be a case ID (case-...)")
+        return v
 
 
 # Dates a person records default to today (California time) when left out.
@@ -102,6 +114,19 @@ class CloseCase(Action):
     reason: Literal["moved_out_of_state", "family_withdrew"]
 
 
+class ConfirmSameChild(Action):
+    """A supervisor's decision on a possible duplicate: one child. The newer case's open
+    conditions move to the older case; the newer case closes as merged."""
+
+    other_case_id: str = Field(pattern=CASE_ID.pattern)
+
+
+class ConfirmDifferentChildren(Action):
+    """A supervisor's decision on a possible duplicate: two children, two cases."""
+
+    other_case_id: str = Field(pattern=CASE_ID.pattern)
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     model: type[Action]
@@ -134,6 +159,9 @@ ACTIONS: dict[str, ActionSpec] = {
     "request_meals_lodging": ActionSpec(RequestMealsLodging, ("active",), STAFF, "a meals and lodging request"),
     "request_authorization": ActionSpec(RequestAuthorization, ("active",), (*STAFF, "medical_consultant"),
                                         "a service authorization request"),
+    "confirm_same_child": ActionSpec(ConfirmSameChild, OPEN, ("supervisor",), "a decision on a possible duplicate"),
+    "confirm_different_children": ActionSpec(ConfirmDifferentChildren, OPEN, ("supervisor",),
+                                             "a decision on a possible duplicate"),
 }
 
 # Actions on one request of a case: they go to the request's own workflow (data.request_id).

@@ -17,7 +17,7 @@ STAGES: tuple[str, ...] = ("intake", "records", "eligibility", "medical_review",
 Jurisdiction = Literal["county", "state"]
 Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system"]
 ClosureReason = Literal[
-    "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible"
+    "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible", "merged"
 ]
 Program = Literal["treatment", "diagnosis_only", "mtp", "hrif", "adopted_known_condition"]
 Recipient = Literal["family", "referrer", "case_manager", "supervisor", "reviewer"]
@@ -126,6 +126,17 @@ class Closure(_Model):
     on: date
     by: str
     note: str | None = None
+    merged_into: str | None = None  # reason "merged": the case kept for the same child
+
+
+class PossibleDuplicate(_Model):
+    """Another case with the same folded name and date of birth but a different CIN."""
+
+    other_case_id: str
+    other_is_older: bool
+    task_id: str | None = None
+    decision: Literal["open", "different_children", "same_child"] = "open"
+    conditions_received: bool = False  # same child, this case kept: the other's conditions arrived
 
 
 class EnrollmentFee(_Model):
@@ -203,6 +214,7 @@ class CaseStatus(_Model):
     waiting_for: str
     runs: int
     requests: list[RequestSummary] = Field(default_factory=list)
+    possible_duplicates: list[PossibleDuplicate] = Field(default_factory=list)
 
 
 class CaseInput(_Model):
@@ -254,6 +266,7 @@ class CaseState(_Model):
     requests: dict[str, RequestSummary] = Field(default_factory=dict)
     request_counter: int = 0
     requests_to_start: list[RequestStart] = Field(default_factory=list)
+    possible_duplicates: dict[str, PossibleDuplicate] = Field(default_factory=dict)
 
 
 # CaseState, CaseStatus and CaseInput refer to request models (RequestSummary, RequestStart):

@@ -86,6 +86,8 @@ class SarPolicy(_Frozen):
 
 class SupervisionPolicy(_Frozen):
     escalation_grace: timedelta = timedelta(days=3)
+    # A possible duplicate (same name and date of birth, different CINs) waits this long for a supervisor.
+    duplicate_review_within: timedelta = timedelta(days=5)
     # How long a case may sit in a stage before `ccs stuck` lists it.
     stuck_after: dict[str, timedelta] = Field(
         default_factory=lambda: {

@@ -131,10 +131,24 @@ def _emit(args, payload: Any, text: str) -> None:
 
 
 async def cmd_refer(args) -> None:
+    from activities.db import make_engine, session_factory
+    from starters.supervisor import database_url_for_cli
+
     data = load_json(args.file)
-    cases = await _cases(_settings())
-    status = await cases.refer(data, _actor(args))
-    _emit(args, status, f"case_id {status.case_id}\nstage   {status.stage}")
+    settings = _settings()
+    cases = await _cases(settings)
+    engine = make_engine(database_url_for_cli(settings), pool_size=2)  # the identity index
+    try:
+        cases.identity = session_factory(engine)
+        answer = await cases.submit_referral(data, _actor(args))
+    finally:
+        await engine.dispose()
+    text = f"case_id {answer.case_id}\nstage   {answer.stage}\nidentity {answer.identity}"
+    if answer.duplicate_referral:
+        text += "\nduplicate referral: already on this case, nothing changed"
+    if answer.possible_duplicate_of:
+        text += "\npossible duplicate of " + ", ".join(answer.possible_duplicate_of) + " (a supervisor decides)"
+    _emit(args, answer, text)
 
 
 async def cmd_show(args) -> None:

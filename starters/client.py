@@ -7,12 +7,11 @@ import hashlib
 import hmac
 import json
 import re
-import unicodedata
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -27,7 +26,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCStatusCode
 
+from activities.identity import keys_of, resolve_and_claim
 from models.actions import ACTIONS, REQUEST_ACTIONS, Refer
+from models.identity import ReferralAnswer, ReferResult
 from models.requests import REQUEST_ID, AuthorizationStatus, MealsLodgingStatus
 from models.case import Actor, CaseInput, CaseStatus
 from models.converter import Keyring, data_converter, load_keyring
@@ -35,6 +36,7 @@ from models.policy import Policy
 from models.referral import Child, Referral
 from models.settings import Settings
 from rules.ages import local_today
+from rules.identity import IdentityRefused, new_case_id
 from rules.referral import referral_problems
 
 
@@ -53,15 +55,15 @@ class CcsError(Exception):
         return {"error": self.message, "fields": self.fields}
 
 
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in text.casefold() if ch.isalnum())
-
-
 def case_id_for(child: Child, secret: bytes) -> str:
-    """An opaque, stable case ID: the same child always reaches the same workflow."""
-    identity = f"{_fold(child.last_name)}|{_fold(child.first_name)}|{child.date_of_birth.isoformat()}"
-    return "case-" + hmac.new(secret, identity.encode(), hashlib.sha256).hexdigest()[:20]
+    """The opaque ID a new case of this child gets (from the CIN, else the folded name and DOB).
+    Which case a referral reaches is the identity index's decision (Cases.submit_referral)."""
+    return new_case_id(keys_of(child, secret))
+
+
+def referral_fingerprint(referral: Referral, secret: bytes) -> str:
+    """The same referral sent again (a resent fax, a portal retry) gets the same ID."""
+    return hmac.new(secret, referral.model_dump_json().encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def fields_of(error: ValidationError) -> dict[str, str]:
@@ -82,8 +84,12 @@ async def connect(settings: Settings, keyring: Keyring | None = None) -> Client:
 class Cases:
     """Case operations against one Temporal namespace and task queue."""
 
-    def __init__(self, client: Client, task_queue: str, policy: Policy, case_id_secret: bytes) -> None:
+    def __init__(self, client: Client, task_queue: str, policy: Policy, case_id_secret: bytes,
+                 identity: async_sessionmaker | None = None) -> None:
         self.client, self.task_queue, self.policy, self.secret = client, task_queue, policy, case_id_secret
+        # The identity index (PostgreSQL). Without it (benchmarks, workflow-only tests) a referral
+        # reaches the case its CIN, else its name + DOB, derives: no possible-duplicate checks.
+        self.identity = identity
 
     def validate_referral(self, data: dict[str, Any] | Referral) -> Referral:
         try:
@@ -98,9 +104,24 @@ class Cases:
 
     async def refer(self, data: dict[str, Any] | Referral, actor: Actor, referral_id: str | None = None) -> CaseStatus:
         """Open the child's case, or add the referral's conditions to the case already open."""
+        return (await self.submit_referral(data, actor, referral_id)).status
+
+    async def submit_referral(self, data: dict[str, Any] | Referral, actor: Actor,
+                              referral_id: str | None = None) -> ReferralAnswer:
+        """Refer a child: the identity index picks the case (rules/identity.py), then the case
+        opens or takes the referral. Sent again, it answers the same case, duplicate_referral."""
         referral = self.validate_referral(data)
-        case_id = case_id_for(referral.child, self.secret)
-        referral_id = referral_id or uuid.uuid4().hex
+        keys = keys_of(referral.child, self.secret)
+        outcome, duplicates = None, []
+        if self.identity is None:
+            case_id = new_case_id(keys)
+        else:
+            try:
+                found = await resolve_and_claim(self.identity, keys)
+            except IdentityRefused as e:
+                raise CcsError(str(e), {"child.cin": "check"} if referral.child.cin else {"child": "ambiguous"}) from None
+            case_id, outcome, duplicates = found.case_id, found.outcome, list(found.possible_duplicate_of)
+        referral_id = referral_id or referral_fingerprint(referral, self.secret)
         start = WithStartWorkflowOperation(
             "ChildCaseWorkflow",
             CaseInput(case_id=case_id, policy=self.policy, referral=referral, referral_id=referral_id),
@@ -109,12 +130,15 @@ class Cases:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )
-        action = Refer(actor=actor, referral=referral, referral_id=referral_id)
+        action = Refer(actor=actor, referral=referral, referral_id=referral_id, possible_duplicate_of=duplicates)
         try:
-            return await self.client.execute_update_with_start_workflow(
-                "refer", action, start_workflow_operation=start, result_type=CaseStatus)
+            result = await self.client.execute_update_with_start_workflow(
+                "refer", action, start_workflow_operation=start, result_type=ReferResult)
         except WorkflowUpdateFailedError as e:
             raise _update_error(e) from None
+        return ReferralAnswer(case_id=case_id, stage=result.status.stage, duplicate_referral=result.duplicate_referral,
+                              identity=outcome, possible_duplicate_of=duplicates,
+                              conditions_added=result.conditions_added, status=result.status)
 
     async def act(self, case_id: str, name: str, data: dict[str, Any]) -> CaseStatus | RequestStatus:
         if name in REQUEST_ACTIONS:

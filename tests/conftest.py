@@ -72,7 +72,7 @@ def sessions(engine):
 @pytest_asyncio.fixture
 async def clean_db(engine):
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE cases, tasks, outbox, payments"))
+        await conn.execute(text("TRUNCATE cases, tasks, outbox, payments, identity_keys"))
         # audit_log is append-only by trigger; tests tell their rows apart by case ID.
     yield
 
@@ -114,9 +114,9 @@ async def dev_env():
     await env.shutdown()
 
 
-def cases_for(env: WorkflowEnvironment, task_queue: str, policy: Policy | None = None) -> Cases:
+def cases_for(env: WorkflowEnvironment, task_queue: str, policy: Policy | None = None, identity=None) -> Cases:
     # A fresh case-ID secret per test: the same synthetic child is a new case in every test.
-    return Cases(env.client, task_queue, policy or Policy(), os.urandom(32))
+    return Cases(env.client, task_queue, policy or Policy(), os.urandom(32), identity)
 
 
 @pytest_asyncio.fixture
@@ -124,11 +124,11 @@ async def ts_worker(ts_env, activities):
     """A worker on the time-skipping server; yields (env, Cases)."""
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with build_worker(ts_env.client, queue, activities):
-        yield ts_env, cases_for(ts_env, queue)
+        yield ts_env, cases_for(ts_env, queue, identity=activities.sessions)
 
 
 @pytest_asyncio.fixture
 async def dev_worker(dev_env, activities):
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with build_worker(dev_env.client, queue, activities):
-        yield dev_env, cases_for(dev_env, queue)
+        yield dev_env, cases_for(dev_env, queue, identity=activities.sessions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,10 +18,22 @@ STATE = Actor(id="state.reviewer", role="state_reviewer")
 
 
 def referral(**child) -> dict:
+    """The example referral for a synthetic child. A child named or born otherwise than the
+    example gets a Medi-Cal number (CIN) of its own, derived from the folded name and DOB
+    (the CIN identifies a child), unless ``cin`` is given."""
     data = json.loads((ROOT / "examples" / "referral.json").read_text())
     data = copy.deepcopy(data)
     data["child"].update(child)
+    if "cin" not in child and {"first_name", "last_name", "date_of_birth"} & set(child):
+        data["child"]["cin"] = synthetic_cin(data["child"])
     return data
+
+
+def synthetic_cin(child: dict) -> str:
+    from rules.identity import fold
+
+    who = f"{fold(child['first_name'])}|{fold(child['last_name'])}|{child['date_of_birth']}"
+    return f"{int(hashlib.sha256(who.encode()).hexdigest(), 16) % 10**8:08d}Z"
 
 
 def born_years_ago(today: date, years: int, days: int = 0) -> str:

@@ -231,8 +231,9 @@ async def test_same_child_referred_twice_is_one_case(ts_worker):
     second = await cases.refer(again, INTAKE)
     assert second.case_id == first.case_id
     assert [c.icd10 for c in second.conditions] == ["E84.0", "Q90.9"]
-    with pytest.raises(CcsError, match="already on the case"):
-        await cases.refer(again, INTAKE)
+    resent = await cases.submit_referral(again, INTAKE)  # a resent fax: same case, nothing changes
+    assert resent.duplicate_referral and resent.case_id == first.case_id
+    assert [c.icd10 for c in resent.status.conditions] == ["E84.0", "Q90.9"]
     other = await cases.refer(referral(first_name="Other"), INTAKE)
     assert other.case_id != first.case_id
 

@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.db import make_engine, session_factory
+from activities.identity import IdentityActivities
 from activities.payments import PaymentActivities
 from activities.notify import Notifier, channel_from_settings
 from activities.storage import CaseActivities
@@ -50,6 +51,7 @@ def build_worker(client: Client, task_queue: str, activities: CaseActivities, ma
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[activities.record_steps, PaymentActivities(activities.sessions).pay_reimbursement],
+        activities=[activities.record_steps, PaymentActivities(activities.sessions).pay_reimbursement,
+                    IdentityActivities(activities.sessions).merge_identity],
         max_cached_workflows=max_cached,
     )

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from workflows.common import Draft, decode, invalid, record_steps
+from workflows.identity import DuplicateHandling
 
 with workflow.unsafe.imports_passed_through():
     from models import search
@@ -55,13 +56,15 @@ with workflow.unsafe.imports_passed_through():
     from rules.referral import referral_problems
 
 @workflow.defn
-class ChildCaseWorkflow:
+class ChildCaseWorkflow(DuplicateHandling):
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
         self._draft = Draft()
         self._wake = False
         self._sa: dict[str, object] = {}
         self._invalid: dict[str, str] = {}
+        # The referral that starts the case arrives again as the start's `refer` update: not a duplicate.
+        self._opening_referral = inp.referral_id if inp.state is None else None
         if inp.state is not None:
             self.s = inp.state
             self.s.runs += 1
@@ -369,6 +372,8 @@ class ChildCaseWorkflow:
         s.deadlines.clear()
         note = (" If your child has a listed genetic condition, ask us about the Genetically Handicapped "
                 "Persons Program (GHPP).") if s.closure.reason == "aged_out" else ""
+        if s.closure.reason == "merged":
+            note = f" Your child had two CCS case numbers; everything continues under case {s.closure.merged_into}."
         self._notify("case_closed", "family", "Your CCS case is closed",
                      f"Your CCS case was closed ({s.closure.reason.replace('_', ' ')}).{note}")
 
@@ -424,16 +429,19 @@ class ChildCaseWorkflow:
             raise invalid("invalid referral: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
         if a.referral.child.date_of_birth != self.s.child.date_of_birth:
             raise invalid("this referral is for a different child (date of birth differs)")
-        known = {c.icd10 for c in self.s.conditions}
-        if all(c.icd10 in known for c in a.referral.conditions):
-            raise invalid("every condition in this referral is already on the case: " +
-                          ", ".join(c.icd10 for c in a.referral.conditions))
 
     def _do_refer(self, a) -> dict:
         if a.referral_id in self.s.referral_ids:
+            if a.referral_id == self._opening_referral:
+                self._opening_referral = None
+                return {"conditions_added": [c.id for c in self.s.conditions]}
             return {"duplicate_referral": True}
         self.s.referral_ids.append(a.referral_id)
+        if a.referral.child.cin and not self.s.child.cin:  # the CIN arrived after the case opened
+            self.s.child = self.s.child.model_copy(update={"cin": a.referral.child.cin})
         added = self._add_conditions(a.referral, self._today())
+        if not added:  # every condition is already on the case: the same referral sent again
+            return {"duplicate_referral": True}
         if self.s.stage in ("active", "medical_review"):
             for cond in added:
                 self._open_review_task(cond)
@@ -871,6 +879,7 @@ class ChildCaseWorkflow:
             open_tasks=list(s.tasks.values()), deadlines=dict(s.deadlines), next_deadline=self._next_deadline(),
             next_milestones=milestones, stage_history=s.stage_history, notices_sent=s.notices_sent,
             closure=s.closure, waiting_for=WAITING_FOR[s.stage], runs=s.runs, requests=list(s.requests.values()),
+            possible_duplicates=list(s.possible_duplicates.values()),
         )
 
 
