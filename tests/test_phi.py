@@ -181,3 +181,23 @@ async def _rejected_action_failure_is_encoded(env, cases):
     # Nothing of the rejected action is in the history, and the case did not move.
     assert_no_phi(b"".join(e.SerializeToString() for e in await raw_history(env.client, case_id)), "the history")
     assert (await cases.show(case_id)).stage == "intake"
+
+
+async def test_identity_index_holds_no_phi(ts_worker, sessions):
+    """The identity index finds the child by CIN and by name + DOB, from keyed hashes only."""
+    from sqlalchemy import select
+
+    from activities.identity import find_cases
+    from activities.tables import IdentityKeyRow
+
+    env, cases = ts_worker
+    answer = await cases.submit_referral(child(), INTAKE)
+    async with sessions() as s:
+        assert await find_cases(s, cases.secret, cin=CIN) == [answer.case_id]
+        assert await find_cases(s, cases.secret, first_name=FIRST.upper(), last_name=LAST,
+                                date_of_birth=DOB) == [answer.case_id]
+        rows = (await s.execute(select(IdentityKeyRow.__table__).where(
+            IdentityKeyRow.case_id == answer.case_id))).all()
+    assert sorted(r.kind for r in rows) == ["cin", "last_dob", "name_dob"]
+    assert_no_phi(repr([tuple(r) for r in rows]).encode(), "the identity index")
+    assert_no_phi(answer.case_id.encode(), "the case ID")
