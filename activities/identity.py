@@ -104,3 +104,14 @@ class IdentityActivities:
             moved = await session.execute(update(IdentityKeyRow).where(IdentityKeyRow.case_id == merged_case_id)
                                           .values(case_id=kept_case_id))
             return moved.rowcount
+
+
+async def claim_for_case(sessions: async_sessionmaker, keys: ChildKeys, case_id: str) -> int:
+    """Add a child's keys to a case already open (cases opened before the index existed).
+    A CIN that another case holds stays with that case. Returns the keys added."""
+    async with sessions.begin() as session:
+        await _lock(session, keys)
+        added = await session.execute(insert(IdentityKeyRow).values([
+            dict(key_hash=key, case_id=case_id, kind=kind, dob_hash=keys.dob) for kind, key in keys.claims().items()
+        ]).on_conflict_do_nothing().returning(IdentityKeyRow.kind))
+        return len(added.all())

@@ -151,6 +151,21 @@ async def cmd_refer(args) -> None:
     _emit(args, answer, text)
 
 
+async def cmd_reindex(args) -> None:
+    from activities.db import make_engine, session_factory
+    from starters.identity import reindex
+    from starters.supervisor import database_url_for_cli
+
+    settings = _settings()
+    cases = await _cases(settings)
+    engine = make_engine(database_url_for_cli(settings), pool_size=2)
+    try:
+        counts = await reindex(cases, session_factory(engine))
+    finally:
+        await engine.dispose()
+    _emit(args, counts, f"{counts['cases']} open cases indexed, {counts['keys_added']} identity keys added")
+
+
 async def cmd_show(args) -> None:
     cases = await _cases(_settings())
     status = await cases.show(args.case_id)
@@ -212,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("file")
     sp.add_argument("--actor", help="your user ID (default: $USER)")
     sp.add_argument("--role", help="your role (default: intake_clerk)")
+    verb("reindex", cmd_reindex, "add open cases to the identity index (cases opened before it existed)")
     sp = verb("show", cmd_show, "show a case's status")
     sp.add_argument("case_id")
     sp = verb("act", cmd_act, "take an action on a case; prints the new status")

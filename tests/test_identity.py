@@ -121,6 +121,15 @@ async def _audited(sessions, case_id: str) -> list[str]:
                                      .order_by(AuditRow.seq))).all())
 
 
+async def _wait_audited(sessions, case_id: str, action: str) -> None:
+    """Steps reach the audit log just after the action answers."""
+    for _ in range(100):
+        if action in await _audited(sessions, case_id):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{action} not audited on {case_id}: {await _audited(sessions, case_id)}")
+
+
 async def test_different_children_keep_their_cases(ts_worker, sessions):
     env, cases = ts_worker
     older, newer = await _two_children_one_name(cases)
@@ -135,21 +144,17 @@ async def test_different_children_keep_their_cases(ts_worker, sessions):
     # Each child's next referral goes to her own case, and is not flagged again.
     again = await cases.submit_referral(maria(cin="97654321B", icd10="G80.9"), INTAKE)
     assert again.case_id == newer and not [t for t in again.status.open_tasks if t.kind.startswith("possible_dup")]
-    for case_id, action in ((newer, "confirm_different_children"), (older, "duplicate_resolved")):
-        await settle(cases, case_id, lambda s: True)
-        for _ in range(100):
-            if action in await _audited(sessions, case_id):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"{action} not audited on {case_id}")
+    await _wait_audited(sessions, newer, "confirm_different_children")
+    await _wait_audited(sessions, older, "duplicate_resolved")
 
 
-async def test_same_child_merges_the_newer_case_into_the_older(ts_worker, sessions):
+@pytest.mark.parametrize("decided_on", ["older", "newer"])
+async def test_same_child_merges_the_newer_case_into_the_older(ts_worker, sessions, decided_on):
     env, cases = ts_worker
     older, newer = await _two_children_one_name(cases)
-    # Decided on the older case: the newer one closes as merged and its condition moves over.
-    await cases.act(older, "confirm_same_child", act(SUP, other_case_id=newer, note="same child, CIN typo"))
+    # Decided on either case: the newer one closes as merged and its condition moves over.
+    here, there = (older, newer) if decided_on == "older" else (newer, older)
+    await cases.act(here, "confirm_same_child", act(SUP, other_case_id=there, note="same child, CIN typo"))
     merged = await settle(cases, newer, lambda s: s.stage == "closed")
     assert merged.closure.reason == "merged" and merged.closure.merged_into == older
     kept = await settle(cases, older, lambda s: len(s.conditions) == 2)
@@ -160,8 +165,8 @@ async def test_same_child_merges_the_newer_case_into_the_older(ts_worker, sessio
         assert await find_cases(s, cases.secret, cin="97654321B") == [older]
     again = await cases.submit_referral(maria(cin="97654321B", icd10="G80.9"), INTAKE)
     assert again.case_id == older and again.identity == "same_cin" and again.conditions_added == ["C3"]
-    assert "confirm_same_child" in await _audited(sessions, older)
-    assert "duplicate_resolved" in await _audited(sessions, newer)
+    await _wait_audited(sessions, here, "confirm_same_child")
+    await _wait_audited(sessions, there, "duplicate_resolved")
 
 
 async def test_twenty_concurrent_referrals_of_one_new_child(dev_worker):
@@ -172,3 +177,33 @@ async def test_twenty_concurrent_referrals_of_one_new_child(dev_worker):
     assert sorted(a.duplicate_referral for a in answers) == [False] + [True] * 19
     status = await cases.show(answers[0].case_id)
     assert [c.icd10 for c in status.conditions] == ["E84.0"]
+
+
+async def test_reindex_adds_cases_opened_before_the_index(dev_worker):
+    """A case opened before the identity index existed (its ID from the old rule) is found
+    by its CIN after `ccs reindex`, so the child's next referral reaches it."""
+    from temporalio.client import WithStartWorkflowOperation
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from models.actions import Refer
+    from models.case import CaseInput
+    from models.referral import Referral
+    from starters.identity import reindex
+
+    env, cases = dev_worker
+    legacy_id = "case-" + os.urandom(10).hex()
+    data = Referral.model_validate(maria(cin="95555555D"))
+    start = WithStartWorkflowOperation(
+        "ChildCaseWorkflow", CaseInput(case_id=legacy_id, policy=cases.policy, referral=data, referral_id="legacy-1"),
+        id=legacy_id, task_queue=cases.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    await env.client.execute_update_with_start_workflow(
+        "refer", Refer(actor=INTAKE, referral=data, referral_id="legacy-1"), start_workflow_operation=start)
+    for _ in range(100):  # visibility lists a new workflow after a moment
+        counts = await reindex(cases, cases.identity)
+        if counts["cases"]:
+            break
+        await asyncio.sleep(0.1)
+    assert counts == {"cases": 1, "keys_added": 3}
+    again = await cases.submit_referral(maria(cin="95555555D", icd10="Q90.9"), INTAKE)
+    assert again.case_id == legacy_id and again.identity == "same_cin" and again.conditions_added == ["C2"]
+    assert await reindex(cases, cases.identity) == {"cases": 1, "keys_added": 0}

@@ -108,15 +108,19 @@ class DuplicateHandling:
     async def confirm_same_child(self, raw: RawValue) -> CaseStatus:
         a = decode("confirm_same_child", raw, ConfirmSameChild)
         other = a.other_case_id
-        self._begin()
-        pd = self._decide(other, "same_child")
-        if pd.other_is_older:  # this case is the newer one: it merges into the other
+        if self.s.possible_duplicates[other].other_is_older:  # this case is the newer one: it merges into the other
+            await self._repoint_identity(other)
+            self._check_possible_duplicate(a)  # still undecided after the wait
+            self._begin()
+            self._decide(other, "same_child")
             moved = self._merge_into(other, a.actor)
             self._commit(a.actor, "confirm_same_child", {"other_case_id": other, "merged_into": other,
                                                          "conditions_moved": [m.icd10 for m in moved]})
             status = self._status()
-            await self._finish_merge(other, moved, a.actor)
+            await self._send_conditions(other, moved, a.actor)
             return status
+        self._begin()
+        self._decide(other, "same_child")
         self._commit(a.actor, "confirm_same_child", {"other_case_id": other, "kept": self.s.case_id})
         status = self._status()
         await self._tell(other, "duplicate_resolved", DuplicateResolved(
@@ -132,15 +136,19 @@ class DuplicateHandling:
         pd = self.s.possible_duplicates.get(msg.case_id)
         if pd is None or self.s.stage == "closed":
             return
-        self._begin()
         detail: dict = {"other_case_id": msg.case_id, "decision": msg.decision}
         if msg.decision == "same_child" and msg.kept_case_id != self.s.case_id:
+            await self._repoint_identity(msg.kept_case_id)
+            if self.s.stage == "closed":  # merged meanwhile
+                return
+            self._begin()
             self._decide(msg.case_id, "same_child")
             moved = self._merge_into(msg.kept_case_id, msg.by)
             self._commit(msg.by, "duplicate_resolved", {**detail, "merged_into": msg.kept_case_id,
                                                         "conditions_moved": [m.icd10 for m in moved]})
-            await self._finish_merge(msg.kept_case_id, moved, msg.by)
+            await self._send_conditions(msg.kept_case_id, moved, msg.by)
             return
+        self._begin()
         changed = pd.decision == "open"
         if changed:
             self._decide(msg.case_id, msg.decision)
@@ -162,11 +170,13 @@ class DuplicateHandling:
         self._move("closed")
         return moved
 
-    async def _finish_merge(self, kept: str, moved: list[MovedCondition], by: Actor) -> None:
-        # The merged case's keys (CIN, name + DOB) now find the case kept.
+    async def _repoint_identity(self, kept: str) -> None:
+        # Before this case closes: a referral never finds the merged case, only the case kept.
         await workflow.execute_activity("merge_identity", args=[self.s.case_id, kept],
                                         start_to_close_timeout=timedelta(seconds=30), retry_policy=MERGE_RETRY,
                                         summary="re-point identity keys")
+
+    async def _send_conditions(self, kept: str, moved: list[MovedCondition], by: Actor) -> None:
         await self._tell(kept, "duplicate_resolved", DuplicateResolved(
             case_id=self.s.case_id, decision="same_child", kept_case_id=kept, conditions=moved, by=by))
 
