@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import (
     Client,
@@ -120,6 +121,9 @@ class Cases:
                 found = await resolve_and_claim(self.identity, keys)
             except IdentityRefused as e:
                 raise CcsError(str(e), {"child.cin": "check"} if referral.child.cin else {"child": "ambiguous"}) from None
+            except (OSError, SQLAlchemyError) as e:
+                raise CcsError(f"cannot reach the database that holds the identity index ({type(e).__name__}): "
+                               "is `ccs up` running, or DATABASE_URL set?") from None
             case_id, outcome, duplicates = found.case_id, found.outcome, list(found.possible_duplicate_of)
         referral_id = referral_id or referral_fingerprint(referral, self.secret)
         start = WithStartWorkflowOperation(
