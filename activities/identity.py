@@ -9,6 +9,7 @@ keys is the last guard that no CIN ever locates two cases.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import delete, func, select, text, update
@@ -16,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from activities.tables import IdentityKeyRow
+from activities.tables import CaseRow, IdentityKeyRow
 from models.referral import Child
 from rules.identity import (
     ChildKeys,
@@ -61,6 +62,12 @@ async def resolve_and_claim(sessions: async_sessionmaker, keys: ChildKeys) -> Re
         if keys.cin:
             cin_case = next(iter(await _cases_with(session, keys.cin)), None)
         found = resolve(keys, cin_case, await _cases_with(session, keys.name_dob))
+        if found.possible_duplicate_of:  # a closed case needs no supervisor's decision
+            closed = set((await session.scalars(select(CaseRow.case_id).where(
+                CaseRow.case_id.in_(found.possible_duplicate_of), CaseRow.stage == "closed"))).all())
+            still_open = tuple(c for c in found.possible_duplicate_of if c not in closed)
+            outcome = "new_case" if found.outcome == "possible_duplicate" and not still_open else found.outcome
+            found = replace(found, outcome=outcome, possible_duplicate_of=still_open)
         await session.execute(insert(IdentityKeyRow).values([
             dict(key_hash=key, case_id=found.case_id, kind=kind, dob_hash=keys.dob)
             for kind, key in found.claims.items()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from activities.identity import find_cases, keys_of, resolve_and_claim
-from activities.tables import AuditRow, IdentityKeyRow
+from activities.tables import AuditRow, CaseRow, IdentityKeyRow
 from models.referral import Child
 from starters.client import CcsError
 from tests.conftest import INTAKE
@@ -207,3 +207,17 @@ async def test_reindex_adds_cases_opened_before_the_index(dev_worker):
     again = await cases.submit_referral(maria(cin="95555555D", icd10="Q90.9"), INTAKE)
     assert again.case_id == legacy_id and again.identity == "same_cin" and again.conditions_added == ["C2"]
     assert await reindex(cases, cases.identity) == {"cases": 1, "keys_added": 0}
+
+
+async def test_a_closed_case_with_the_same_name_is_no_possible_duplicate(ts_worker):
+    env, cases = ts_worker
+    first = await cases.submit_referral(maria(), INTAKE)
+    await cases.act(first.case_id, "close_case", act(SUP, reason="moved_out_of_state"))
+    for _ in range(100):  # the read model records the closure just after the action
+        async with cases.identity() as s:
+            if await s.scalar(select(CaseRow.stage).where(CaseRow.case_id == first.case_id)) == "closed":
+                break
+        await asyncio.sleep(0.05)
+    other = await cases.submit_referral(maria(cin="97654321B"), INTAKE)
+    assert other.identity == "new_case" and other.possible_duplicate_of == []
+    assert not [t for t in other.status.open_tasks if t.kind.startswith("possible_duplicate")]
