@@ -93,7 +93,7 @@ async def main(children: int, referrals: int) -> None:
 children ({held} keys) in {fill:.1f} s (20 at a time), then each row below; latency per call at the client.
 The client rows run update-with-start against the dev server with one in-process worker.
 
-Machine: {machine_md()} Load average after the run: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}
+{machine_md()} Load average after the run: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}
 (other engineers' test runs shared the 2 CPUs).
 
 {md_table(rows, [("what", "what"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("max_ms", "max ms"), ("n", "n")])}
