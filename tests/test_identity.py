@@ -10,13 +10,15 @@ from datetime import date
 
 import pytest
 from sqlalchemy import select
+from temporalio.worker import Replayer
 
 from activities.identity import find_cases, keys_of, resolve_and_claim
 from activities.tables import AuditRow, CaseRow, IdentityKeyRow
 from models.referral import Child
 from starters.client import CcsError
-from tests.conftest import INTAKE
+from tests.conftest import CONVERTER, INTAKE
 from tests.helpers import SUP, act, referral, settle
+from workflows.registry import WORKFLOWS
 
 DOB = "2018-05-05"
 
@@ -167,6 +169,10 @@ async def test_same_child_merges_the_newer_case_into_the_older(ts_worker, sessio
     assert again.case_id == older and again.identity == "same_cin" and again.conditions_added == ["C3"]
     await _wait_audited(sessions, here, "confirm_same_child")
     await _wait_audited(sessions, there, "duplicate_resolved")
+    # Both histories (signals both ways, the re-pointing activity, the closure) replay.
+    for case_id in (older, newer):
+        history = await env.client.get_workflow_handle(case_id).fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=CONVERTER).replay_workflow(history)
 
 
 async def test_twenty_concurrent_referrals_of_one_new_child(dev_worker):
