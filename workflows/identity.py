@@ -109,8 +109,9 @@ class DuplicateHandling:
         a = decode("confirm_same_child", raw, ConfirmSameChild)
         other = a.other_case_id
         if self.s.possible_duplicates[other].other_is_older:  # this case is the newer one: it merges into the other
+            # Decided now, so a second decision is refused while the identity keys move.
+            self.s.possible_duplicates[other].decision = "same_child"
             await self._repoint_identity(other)
-            self._check_possible_duplicate(a)  # still undecided after the wait
             self._begin()
             self._decide(other, "same_child")
             moved = self._merge_into(other, a.actor)
@@ -138,6 +139,7 @@ class DuplicateHandling:
             return
         detail: dict = {"other_case_id": msg.case_id, "decision": msg.decision}
         if msg.decision == "same_child" and msg.kept_case_id != self.s.case_id:
+            pd.decision = "same_child"
             await self._repoint_identity(msg.kept_case_id)
             if self.s.stage == "closed":  # merged meanwhile
                 return
