@@ -203,6 +203,8 @@ class CaseStatus(_Model):
     waiting_for: str
     runs: int
     requests: list[RequestSummary] = Field(default_factory=list)
+    # Read from the case record in PostgreSQL: Temporal no longer holds the (closed) workflow.
+    from_record: bool = False
 
 
 class CaseInput(_Model):

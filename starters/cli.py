@@ -37,7 +37,9 @@ async def _cases(settings: Settings) -> Cases:
         raise CcsError(str(e)) from None
     keyring = load_keyring(settings)
     client = await connect(settings, keyring)
-    return Cases(client, settings.task_queue, policy, keyring.case_id_secret)
+    from starters.records import records_for_cli
+
+    return Cases(client, settings.task_queue, policy, keyring.case_id_secret, records_for_cli(settings, keyring))
 
 
 def _actor(args, data: dict | None = None, default_role: str = "intake_clerk") -> Actor:
@@ -209,6 +211,9 @@ def parser() -> argparse.ArgumentParser:
     from starters import supervisor
 
     supervisor.add_verbs(verb)
+    from starters import records
+
+    records.add_verbs(verb)
     return p
 
 

@@ -19,7 +19,7 @@ from activities.db import async_url
 from activities.tables import Base
 from migrations import alembic_config, upgrade
 
-TABLES = {"cases", "audit_log", "tasks", "outbox", "payments"}
+TABLES = {"cases", "audit_log", "tasks", "outbox", "payments", "case_records", "record_snapshots", "legal_holds"}
 
 
 @pytest.fixture
