@@ -170,3 +170,108 @@ def records_for_cli(settings: Settings, keyring) -> Records | None:
     if url is None:
         return None
     return Records(session_factory(make_engine(url, pool_size=2)), EncryptionCodec(keyring.keys, keyring.active))
+
+
+# ---- CLI verbs -----------------------------------------------------------------------
+
+def add_verbs(verb) -> None:
+    for name, fn, help in (("hold", cmd_hold, "place a legal hold on a case's record (supervisor): stops its purge"),
+                           ("release-hold", cmd_release_hold, "release a legal hold (supervisor)")):
+        sp = verb(name, fn, help)
+        sp.add_argument("case_id")
+        sp.add_argument("--matter", required=True, help="the matter's reference, e.g. LIT-2026-014 (no names)")
+        sp.add_argument("--actor", help="your user ID (default: $USER)")
+        sp.add_argument("--role", help="your role (default: supervisor)")
+    sp = verb("keys", cmd_keys, "encryption keys of the case records: status, or rotate")
+    sp.add_argument("op", choices=["status", "rotate"])
+    sp.add_argument("--no-new-key", action="store_true",
+                    help="re-encrypt under the active key only (keys from CCS_ENCRYPTION_KEYS)")
+    sp.add_argument("--batch", type=int, default=200, help="snapshots per transaction")
+    verb("purge", cmd_purge, "run the daily purge of records past retention now")
+    sp = verb("backup", cmd_backup, "back up the embedded stack (PostgreSQL dump + Temporal database) into DIR")
+    sp.add_argument("dir")
+    sp = verb("restore", cmd_restore, "restore a `ccs backup` DIR into a new CCS_HOME")
+    sp.add_argument("dir")
+
+
+def _records(settings: Settings) -> Records:
+    from models.converter import load_keyring
+    from starters.supervisor import database_url_for_cli
+
+    from activities.db import make_engine, session_factory
+
+    keyring = load_keyring(settings)
+    engine = make_engine(database_url_for_cli(settings), pool_size=2)
+    return Records(session_factory(engine), EncryptionCodec(keyring.keys, keyring.active))
+
+
+async def _hold(args, place: bool) -> None:
+    from starters.cli import _actor, _emit, _settings
+
+    records = _records(_settings())
+    actor = _actor(args, default_role="supervisor")
+    fn = records.place_hold if place else records.release_hold
+    done = await fn(args.case_id, actor, args.matter)
+    what = "placed on" if place else "released from"
+    _emit(args, done, f"legal hold {args.matter} {what} case {args.case_id}")
+
+
+async def cmd_hold(args) -> None:
+    await _hold(args, place=True)
+
+
+async def cmd_release_hold(args) -> None:
+    await _hold(args, place=False)
+
+
+async def cmd_keys(args) -> None:
+    from starters.cli import _emit, _settings
+
+    settings = _settings()
+    if args.batch < 1:
+        raise CcsError("--batch must be at least 1")
+    added = None
+    if args.op == "rotate" and not args.no_new_key:
+        added = add_key(settings)
+    records = _records(settings)
+    done = await records.reencrypt(args.batch) if args.op == "rotate" else 0
+    usage = await records.key_usage()
+    result = {"active": records.codec.active, "added": added, "reencrypted": done, "snapshots_by_key": usage}
+    lines = [f"active key {records.codec.active}" + (" (new)" if added else "")]
+    if args.op == "rotate":
+        lines.append(f"re-encrypted {done} snapshot(s)")
+        if added:
+            lines.append("restart `ccs up` / the workers so new records use the new key, then run "
+                         "`ccs keys rotate --no-new-key` once more")
+    lines += [f"  {kid}: {n} snapshot(s)" for kid, n in sorted(usage.items())]
+    _emit(args, result, "\n".join(lines))
+
+
+async def cmd_purge(args) -> None:
+    from starters.cli import _cases, _emit, _settings
+    from workers.schedules import PURGE_SCHEDULE_ID
+
+    cases = await _cases(_settings())
+    await cases.client.get_schedule_handle(PURGE_SCHEDULE_ID).trigger()
+    _emit(args, {"triggered": PURGE_SCHEDULE_ID}, f"purge started (schedule {PURGE_SCHEDULE_ID}); "
+          "its result is in the Temporal Web UI and the audit log")
+
+
+async def cmd_backup(args) -> None:
+    from starters.backup import backup
+    from starters.cli import _emit, _settings
+
+    manifest = await backup(_settings(), Path(args.dir).resolve())
+    keys = "keys.json included: keep this backup as secret as the keys" if manifest["keys_included"] else \
+        "keys not included (CCS_ENCRYPTION_KEYS): keep them with the backup"
+    _emit(args, manifest, f"backed up {manifest['rows'].get('cases', 0)} case(s) into {args.dir}; {keys}")
+
+
+async def cmd_restore(args) -> None:
+    from starters.backup import restore
+    from starters.cli import _emit, _settings
+
+    settings = _settings()
+    manifest = await restore(settings, Path(args.dir).resolve())
+    _emit(args, manifest, f"restored the backup of {manifest['taken_at']} into {settings.home_dir}; start it with "
+          "`ccs up`")
