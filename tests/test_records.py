@@ -200,3 +200,38 @@ def test_keys_rotate_adds_a_key_first(tmp_path):
     assert after.active == kid != first.active and first.active in after.keys
     assert after.case_id_secret == first.case_id_secret
     assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
+
+
+async def test_daily_schedule_runs_the_purge(dev_worker, sessions):
+    from activities.records import seal
+    from workers.schedules import ensure_purge_schedule
+
+    env, cases = dev_worker
+    schedule_id = f"purge-{uuid.uuid4().hex[:8]}"
+    await ensure_purge_schedule(env.client, cases.task_queue, "America/Los_Angeles", schedule_id)
+    await ensure_purge_schedule(env.client, cases.task_queue, "America/Los_Angeles", schedule_id)  # idempotent
+    handle = env.client.get_schedule_handle(schedule_id)
+    desc = await handle.describe()
+    assert desc.schedule.spec.cron_expressions == ["0 2 * * *"] or desc.schedule.spec.calendars
+    assert desc.schedule.action.workflow == "RecordsPurgeWorkflow"
+    assert desc.schedule.action.task_queue == cases.task_queue
+
+    closed = datetime.now(timezone.utc) - timedelta(days=3653 + 30)  # past the default ten years
+    ids = [f"case-{uuid.uuid4().hex[:20]}" for _ in range(2)]
+    records = Records(sessions, CONVERTER.payload_codec)
+    async with sessions.begin() as s:
+        for cid in ids:
+            key_id, sealed = await seal(CONVERTER.payload_codec, {"case_id": cid})
+            s.add(CaseRecordRow(case_id=cid, closed_at=closed, events=0))
+            s.add(SnapshotRow(source=cid, case_id=cid, kind="case", key_id=key_id, ciphertext=sealed, last_seq=1))
+    await records.place_hold(ids[1], SUP, "LIT-2026-020")
+    await handle.trigger()
+    for _ in range(200):
+        async with sessions() as s:
+            purged = {r.case_id: r.purged_at for r in (await s.execute(
+                select(CaseRecordRow).where(CaseRecordRow.case_id.in_(ids)))).scalars()}
+        if purged[ids[0]] is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert purged[ids[0]] is not None and purged[ids[1]] is None
+    await handle.delete()
