@@ -5,8 +5,8 @@ is then deleted still answers from its record, and running timers still fire.
 
 from __future__ import annotations
 
-import json
 import asyncio
+import json
 import time
 from pathlib import Path
 
