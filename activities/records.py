@@ -9,7 +9,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
@@ -44,20 +44,26 @@ async def write_snapshot(session, codec: PayloadCodec, case_id: str, source: str
     """Keep the status as of step ``seq``; an older or repeated batch changes nothing."""
     key_id, ciphertext = await seal(codec, status)
     now = datetime.now(timezone.utc)
+    started_at = _time(status["stage_history"][0]["at"] if status.get("stage_history") else status["received_at"])
     stmt = insert(SnapshotRow).values(source=source, case_id=case_id, kind=kind_of(source), key_id=key_id,
-                                      ciphertext=ciphertext, last_seq=seq, updated_at=now)
+                                      ciphertext=ciphertext, started_at=started_at, last_seq=seq, updated_at=now)
     written = await session.execute(stmt.on_conflict_do_update(
         index_elements=["source"],
-        set_={k: stmt.excluded[k] for k in ("key_id", "ciphertext", "last_seq", "updated_at")},
-        where=SnapshotRow.last_seq < stmt.excluded.last_seq,
+        set_={k: stmt.excluded[k] for k in ("key_id", "ciphertext", "started_at", "last_seq", "updated_at")},
+        where=tuple_(SnapshotRow.started_at, SnapshotRow.last_seq) < tuple_(stmt.excluded.started_at,
+                                                                           stmt.excluded.last_seq),
     ).returning(SnapshotRow.source))
     if written.first() is None or source != case_id:
         return
-    closed = status.get("stage") == "closed"
-    closed_at = datetime.fromisoformat(status["stage_since"].replace("Z", "+00:00")) if closed else None
+    # A case open again (a new referral after closure) is not due for the purge.
+    closed_at = _time(status["stage_since"]) if status.get("stage") == "closed" else None
     rec = insert(CaseRecordRow).values(case_id=case_id, closed_at=closed_at, events=0, updated_at=now)
     await session.execute(rec.on_conflict_do_update(
-        index_elements=["case_id"], set_={"closed_at": rec.excluded.closed_at, "updated_at": now}))
+        index_elements=["case_id"], set_={"closed_at": rec.excluded.closed_at, "purged_at": None, "updated_at": now}))
+
+
+def _time(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 async def audit_record_event(session, case_id: str, actor_id: str, actor_role: str, action: str,

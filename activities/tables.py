@@ -118,6 +118,9 @@ class SnapshotRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     key_id: Mapped[str] = mapped_column(String(64), index=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # When this life of the workflow began: a child referred again after closure starts a new
+    # workflow under the same ID, whose steps count from 1 again.
+    started_at: Mapped[datetime]
     last_seq: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

@@ -223,7 +223,8 @@ async def test_daily_schedule_runs_the_purge(dev_worker, sessions):
         for cid in ids:
             key_id, sealed = await seal(CONVERTER.payload_codec, {"case_id": cid})
             s.add(CaseRecordRow(case_id=cid, closed_at=closed, events=0))
-            s.add(SnapshotRow(source=cid, case_id=cid, kind="case", key_id=key_id, ciphertext=sealed, last_seq=1))
+            s.add(SnapshotRow(source=cid, case_id=cid, kind="case", key_id=key_id, ciphertext=sealed,
+                              started_at=closed, last_seq=1))
     await records.place_hold(ids[1], SUP, "LIT-2026-020")
     await handle.trigger()
     for _ in range(200):
@@ -235,3 +236,24 @@ async def test_daily_schedule_runs_the_purge(dev_worker, sessions):
         await asyncio.sleep(0.1)
     assert purged[ids[0]] is not None and purged[ids[1]] is None
     await handle.delete()
+
+
+async def test_a_referral_after_closure_is_a_new_life_of_the_record(sessions):
+    """The same child referred again after closure: a new workflow under the same case ID,
+    its steps numbered from 1 again. Its record replaces the old one and is not purgeable."""
+    from activities.records import write_snapshot
+
+    cid = f"case-{uuid.uuid4().hex[:20]}"
+    first = {"case_id": cid, "stage_history": [{"stage": "intake", "at": "2015-01-05T17:00:00Z"}],
+             "stage": "closed", "stage_since": "2015-06-01T17:00:00Z"}
+    again = {"case_id": cid, "stage_history": [{"stage": "intake", "at": "2026-02-01T17:00:00Z"}],
+             "stage": "intake", "stage_since": "2026-02-01T17:00:00Z"}
+    for status, seq in ((first, 9), (again, 1), (first, 9)):  # the last: a late retry of the first life
+        async with sessions.begin() as s:
+            await write_snapshot(s, CONVERTER.payload_codec, cid, cid, seq, status)
+    async with sessions() as s:
+        row = await s.get(SnapshotRow, cid)
+        rec = await s.get(CaseRecordRow, cid)
+    assert await unseal(CONVERTER.payload_codec, row.key_id, row.ciphertext) == again
+    assert rec.closed_at is None
+    assert (await purge_due(sessions, timedelta(days=1), datetime(2040, 1, 1, tzinfo=timezone.utc))).purged == 0

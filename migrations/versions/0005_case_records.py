@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("key_id", sa.String(64), nullable=False, index=True),
         sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+        sa.Column("started_at", TZ, nullable=False),
         sa.Column("last_seq", sa.Integer, nullable=False),
         sa.Column("updated_at", TZ, server_default=sa.func.now(), nullable=False),
     )
