@@ -137,6 +137,8 @@ class Cases:
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
                 await self._raise_if_closed(case_id)
+                if self.records is not None and await self.records.status(case_id) is not None:
+                    raise CcsError(f"case {case_id} is closed and takes no more actions (`ccs show` has its record)")
             raise _rpc_error(case_id, e) from None
 
     async def _raise_if_closed(self, case_id: str) -> None:
