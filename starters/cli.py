@@ -120,7 +120,10 @@ def render_request(r) -> str:
 
 
 def render(status) -> str:
-    return render_status(status) if isinstance(status, CaseStatus) else render_request(status)
+    text = render_status(status) if isinstance(status, CaseStatus) else render_request(status)
+    if getattr(status, "from_record", False):
+        text += "\n  (from the case record: Temporal no longer holds this closed workflow)"
+    return text
 
 
 def _emit(args, payload: Any, text: str) -> None:

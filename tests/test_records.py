@@ -19,6 +19,7 @@ from activities.retention import purge_due
 from activities.tables import AuditRow, CaseRecordRow, CaseRow, SnapshotRow
 from models.case import CaseStatus
 from models.converter import EncryptionCodec
+from starters.cli import render
 from starters.client import CcsError
 from starters.records import Records, add_key
 from tests.conftest import CONVERTER, INTAKE, KEYRING
@@ -101,6 +102,7 @@ async def test_closed_case_reads_from_record_after_workflow_is_deleted(dev_worke
     assert shown.model_dump(exclude={"from_record"}) == live.model_dump(exclude={"from_record"})
     assert shown.model_dump(exclude={"from_record"}) == final.model_dump(exclude={"from_record"})
     assert shown.child.first_name == person(1)["first_name"]
+    assert "from the case record" in render(shown) and "family_withdrew" in render(shown)
     with pytest.raises(CcsError, match="is closed and takes no more actions"):
         await cases.act(cid, "assign_case_manager", act(SUP, case_manager="cm.lee"))
     shown_request = await cases.show(rid)
