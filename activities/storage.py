@@ -4,6 +4,7 @@ read-model update and notices, in one transaction that a retry cannot apply twic
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
@@ -11,21 +12,27 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
 
 from activities.notify import Notifier
+from activities.records import write_snapshot
 from activities.tables import AuditRow, CaseRow, OutboxRow, TaskRow
 from models.case import StepRecord
 
 
 class CaseActivities:
-    def __init__(self, sessions: async_sessionmaker, notifier: Notifier) -> None:
+    def __init__(self, sessions: async_sessionmaker, notifier: Notifier, codec=None) -> None:
         self.sessions = sessions
         self.notifier = notifier
+        self.codec = codec  # seals the case record's snapshots (activities/records.py)
 
     @activity.defn(name="record_steps")
-    async def record_steps(self, steps: list[StepRecord]) -> int:
-        """Persist steps (idempotent: keyed by case and step number), then deliver their notices."""
+    async def record_steps(self, steps: list[StepRecord], status: dict[str, Any] | None = None) -> int:
+        """Persist steps (idempotent: keyed by case and step number), then deliver their notices.
+        ``status``: the workflow's status after the last step, kept as the case record."""
         async with self.sessions.begin() as session:
             for step in steps:
                 await self._apply(session, step)
+            if status is not None and steps and self.codec is not None:
+                last = steps[-1]
+                await write_snapshot(session, self.codec, last.case_id, last.source, last.seq, status)
         keys = [n.key for step in steps for n in step.notices]
         try:
             return await self.notifier.deliver(keys)

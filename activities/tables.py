@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -112,3 +112,43 @@ class IdentityKeyRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     dob_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class CaseRecordRow(Base):
+    """A case as a record: when it closed, when its PHI was purged; outlives the workflow."""
+
+    __tablename__ = "case_records"
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    purged_at: Mapped[datetime | None]
+    events: Mapped[int] = mapped_column(Integer, default=0)  # audit seq of record events (holds, purge)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SnapshotRow(Base):
+    """The last status of a case or request workflow, AES-GCM encrypted (PHI)."""
+
+    __tablename__ = "record_snapshots"
+    source: Mapped[str] = mapped_column(String(96), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # When this life of the workflow began: a child referred again after closure starts a new
+    # workflow under the same ID, whose steps count from 1 again.
+    started_at: Mapped[datetime]
+    last_seq: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LegalHoldRow(Base):
+    """A legal hold stops the purge of a case's record until released."""
+
+    __tablename__ = "legal_holds"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    matter: Mapped[str] = mapped_column(String(64))
+    placed_by: Mapped[str] = mapped_column(String(64))
+    placed_at: Mapped[datetime]
+    released_by: Mapped[str | None] = mapped_column(String(64))
+    released_at: Mapped[datetime | None]

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md")
 BIN = Path(sys.executable).parent
 # Sections of RESULTS.md, in this order.
-ORDER = ("floor_vs_product", "scale", "life21")
+ORDER = ("floor_vs_product", "scale", "life21", "backup_restore")
 
 
 # ---- the machine -----------------------------------------------------------------------

@@ -215,6 +215,8 @@ class CaseStatus(_Model):
     runs: int
     requests: list[RequestSummary] = Field(default_factory=list)
     possible_duplicates: list[PossibleDuplicate] = Field(default_factory=list)
+    # Read from the case record in PostgreSQL: Temporal no longer holds the (closed) workflow.
+    from_record: bool = False
 
 
 class CaseInput(_Model):

@@ -108,6 +108,13 @@ class RunPolicy(_Frozen):
     continue_as_new_after: timedelta = timedelta(days=365)
 
 
+class RetentionPolicy(_Frozen):
+    # A closed case's record (its status, requests, notices) is kept this long after closure,
+    # then purged unless on legal hold. Ten years, as Medi-Cal requires records to be kept
+    # (Welfare and Institutions Code 14124.1); a county with a longer rule sets its own.
+    keep_closed_for: timedelta = timedelta(days=3653)
+
+
 class Policy(_Frozen):
     timezone: str = "America/Los_Angeles"
     intake: IntakePolicy = IntakePolicy()
@@ -119,6 +126,7 @@ class Policy(_Frozen):
     sar: SarPolicy = SarPolicy()
     supervision: SupervisionPolicy = SupervisionPolicy()
     run: RunPolicy = RunPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
     # Per-county overrides of the reference data, e.g. {"Kern": {"jurisdiction": "dependent"}}.
     counties: dict[str, dict[str, str | None]] = Field(default_factory=dict)
 

@@ -270,6 +270,7 @@ class _RequestStatus(_Model):
     notices_sent: list[str] = Field(default_factory=list)
     case_closed: bool = False
     outcome_note: str | None = None  # why the request closed as it did, in a case manager's words
+    from_record: bool = False  # read from the case record in PostgreSQL, not the workflow
 
 
 class MealsLodgingStatus(_RequestStatus):

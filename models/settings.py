@@ -7,6 +7,7 @@ and the Temporal dev server, both kept under ``CCS_HOME``.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     mail_from: str = Field("ccs-noreply@localhost", validation_alias="CCS_MAIL_FROM")
     supervisor_email: str = Field("ccs-supervisor@localhost", validation_alias="CCS_SUPERVISOR_EMAIL")
     max_cached_workflows: int = Field(1000, validation_alias="CCS_MAX_CACHED_WORKFLOWS")
+    # How long `ccs up`'s Temporal keeps a closed workflow (ISO 8601 or seconds); the case
+    # record in PostgreSQL keeps the case after that.
+    temporal_retention: timedelta = Field(timedelta(days=30), validation_alias="CCS_TEMPORAL_RETENTION")
 
     def __init__(self, **values) -> None:
         # CCS_ENV_FILE is read when settings are made, not when this module is first imported.

@@ -37,7 +37,10 @@ async def _cases(settings: Settings) -> Cases:
         raise CcsError(str(e)) from None
     keyring = load_keyring(settings)
     client = await connect(settings, keyring)
-    return Cases(client, settings.task_queue, policy, keyring.case_id_secret)
+    from starters.records import records_for_cli
+
+    return Cases(client, settings.task_queue, policy, keyring.case_id_secret,
+                 records=records_for_cli(settings, keyring))
 
 
 def _actor(args, data: dict | None = None, default_role: str = "intake_clerk") -> Actor:
@@ -118,7 +121,10 @@ def render_request(r) -> str:
 
 
 def render(status) -> str:
-    return render_status(status) if isinstance(status, CaseStatus) else render_request(status)
+    text = render_status(status) if isinstance(status, CaseStatus) else render_request(status)
+    if getattr(status, "from_record", False):
+        text += "\n  (from the case record: Temporal no longer holds this closed workflow)"
+    return text
 
 
 def _emit(args, payload: Any, text: str) -> None:
@@ -239,6 +245,9 @@ def parser() -> argparse.ArgumentParser:
     from starters import supervisor
 
     supervisor.add_verbs(verb)
+    from starters import records
+
+    records.add_verbs(verb)
     return p
 
 

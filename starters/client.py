@@ -86,11 +86,12 @@ class Cases:
     """Case operations against one Temporal namespace and task queue."""
 
     def __init__(self, client: Client, task_queue: str, policy: Policy, case_id_secret: bytes,
-                 identity: async_sessionmaker | None = None) -> None:
+                 identity: async_sessionmaker | None = None, records=None) -> None:
         self.client, self.task_queue, self.policy, self.secret = client, task_queue, policy, case_id_secret
         # The identity index (PostgreSQL). Without it (benchmarks, workflow-only tests) a referral
         # reaches the case its CIN, else its name + DOB, derives: no possible-duplicate checks.
         self.identity = identity
+        self.records = records  # starters.records.Records: closed cases Temporal no longer has
 
     def validate_referral(self, data: dict[str, Any] | Referral) -> Referral:
         try:
@@ -163,6 +164,8 @@ class Cases:
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
                 await self._raise_if_closed(case_id)
+                if self.records is not None and await self.records.status(case_id) is not None:
+                    raise CcsError(f"case {case_id} is closed and takes no more actions (`ccs show` has its record)")
             raise _rpc_error(case_id, e) from None
 
     async def _raise_if_closed(self, case_id: str) -> None:
@@ -210,6 +213,10 @@ class Cases:
                 return await handle.query("status", result_type=kind)
             return await handle.query("status", result_type=CaseStatus)
         except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND and self.records is not None:
+                recorded = await self.records.status(case_id)
+                if recorded is not None:
+                    return recorded
             raise _rpc_error(case_id, e) from None
         except WorkflowQueryFailedError as e:
             raise CcsError(f"case {case_id} cannot answer: {e}") from None

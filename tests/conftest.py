@@ -72,7 +72,8 @@ def sessions(engine):
 @pytest_asyncio.fixture
 async def clean_db(engine):
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE cases, tasks, outbox, payments, identity_keys"))
+        await conn.execute(text("TRUNCATE cases, tasks, outbox, payments, identity_keys, case_records, "
+                                "record_snapshots, legal_holds"))
         # audit_log is append-only by trigger; tests tell their rows apart by case ID.
     yield
 
@@ -89,7 +90,7 @@ def notifier(sessions, mailbox) -> Notifier:
 
 @pytest.fixture
 def activities(sessions, notifier) -> CaseActivities:
-    return CaseActivities(sessions, notifier)
+    return CaseActivities(sessions, notifier, CONVERTER.payload_codec)
 
 
 @pytest_asyncio.fixture

@@ -20,7 +20,8 @@ from activities.db import async_url
 from activities.tables import Base
 from migrations import alembic_config, upgrade
 
-TABLES = {"cases", "audit_log", "tasks", "outbox", "payments", "identity_keys"}
+TABLES = {"cases", "audit_log", "tasks", "outbox", "payments", "identity_keys", "case_records", "record_snapshots",
+          "legal_holds"}
 
 
 @pytest.fixture

@@ -15,9 +15,11 @@ from activities.db import async_url, start_embedded, stop_embedded
 from migrations import upgrade_async
 from models import search
 from models.converter import EncryptionCodec, load_keyring
+from models.policy import load_policy
 from models.settings import Settings
 from starters.client import CcsError, connect
 from workers.codec_server import start_codec_server
+from workers.schedules import ensure_purge_schedule, set_namespace_retention
 from workers.worker import build_activities, build_worker, ensure_search_attributes
 
 log = logging.getLogger("ccs")
@@ -152,14 +154,19 @@ async def up(settings: Settings, echo=print) -> None:
         stack.callback(_terminate, proc)
         client = await _wait_for_temporal(settings, proc, keyring)
         await ensure_search_attributes(client, settings.temporal_namespace)
+        await set_namespace_retention(client, settings.temporal_retention)
+        policy = load_policy(settings.policy_file)
+        await ensure_purge_schedule(client, settings.task_queue, policy.timezone)
         activities, engine = build_activities(settings, url)
         stack.push_async_callback(engine.dispose)
-        worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows)
+        worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows,
+                              policy.retention)
         await stack.enter_async_context(worker)
         stack.callback(asyncio.create_task(activities.notifier.dispatch_forever()).cancel)
         pg = "embedded PostgreSQL in " + str(settings.home_dir / "pg") if settings.embedded else "DATABASE_URL"
         echo(f"CCS is up (binary {binary})")
-        echo(f"  Temporal       {host}:{port}  namespace {settings.temporal_namespace}")
+        echo(f"  Temporal       {host}:{port}  namespace {settings.temporal_namespace}, closed workflows kept "
+             f"{settings.temporal_retention.days} days (records: PostgreSQL)")
         echo(f"  Web UI         http://localhost:{settings.temporal_ui_port}")
         echo(f"  codec server   http://{settings.codec_host}:{settings.codec_port}")
         echo(f"  database       {pg}")
@@ -206,7 +213,10 @@ async def worker(settings: Settings, echo=print) -> None:
     activities, engine = build_activities(settings, settings.database_url)
     dispatcher = asyncio.create_task(activities.notifier.dispatch_forever())
     try:
-        async with build_worker(client, settings.task_queue, activities, settings.max_cached_workflows):
+        policy = load_policy(settings.policy_file)
+        await ensure_purge_schedule(client, settings.task_queue, policy.timezone)
+        async with build_worker(client, settings.task_queue, activities, settings.max_cached_workflows,
+                                policy.retention):
             echo(f"worker on {settings.temporal_address} task queue {settings.task_queue}; Ctrl-C stops it")
             await stop.wait()
             echo("draining...")

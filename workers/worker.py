@@ -12,9 +12,12 @@ from temporalio.worker import Worker
 from activities.db import make_engine, session_factory
 from activities.identity import IdentityActivities
 from activities.payments import PaymentActivities
+from activities.retention import RetentionActivities
 from activities.notify import Notifier, channel_from_settings
 from activities.storage import CaseActivities
 from models import search
+from models.converter import EncryptionCodec, load_keyring
+from models.policy import RetentionPolicy
 from models.settings import Settings
 from workflows.registry import WORKFLOWS
 
@@ -43,15 +46,18 @@ def build_activities(settings: Settings, database_url: str) -> tuple[CaseActivit
     engine = make_engine(database_url)
     sessions = session_factory(engine)
     notifier = Notifier(sessions, channel_from_settings(settings), settings.mail_from, settings.supervisor_email)
-    return CaseActivities(sessions, notifier), engine
+    keyring = load_keyring(settings)
+    return CaseActivities(sessions, notifier, EncryptionCodec(keyring.keys, keyring.active)), engine
 
 
-def build_worker(client: Client, task_queue: str, activities: CaseActivities, max_cached: int = 1000) -> Worker:
+def build_worker(client: Client, task_queue: str, activities: CaseActivities, max_cached: int = 1000,
+                 retention: RetentionPolicy = RetentionPolicy()) -> Worker:
+    purge = RetentionActivities(activities.sessions, retention.keep_closed_for).purge_records
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[activities.record_steps, PaymentActivities(activities.sessions).pay_reimbursement,
-                    IdentityActivities(activities.sessions).merge_identity],
+                    IdentityActivities(activities.sessions).merge_identity, purge],
         max_cached_workflows=max_cached,
     )

@@ -111,6 +111,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         await self._flush()
         if self.s.stage == "closed":
             await self._tell_requests_case_closed()
+            if workflow.patched("record-final-status"):
+                await self._flush()  # what the requests said meanwhile reaches the final record
             return self._status()
         workflow.continue_as_new(CaseInput(case_id=self.s.case_id, policy=self.s.policy, state=self.s))
 
@@ -126,7 +128,7 @@ class ChildCaseWorkflow(DuplicateHandling):
     async def _flush(self) -> None:
         while self.s.pending_steps:
             batch = list(self.s.pending_steps)
-            await record_steps(batch)
+            await record_steps(batch, self._status())
             del self.s.pending_steps[: len(batch)]
 
     # ---- requests (child workflows) -----------------------------------------------
@@ -156,8 +158,12 @@ class ChildCaseWorkflow(DuplicateHandling):
     @workflow.signal
     def request_changed(self, summary: RequestSummary) -> None:
         if summary.request_id.startswith(f"{self.s.case_id}-"):
+            changed = self.s.requests.get(summary.request_id) != summary
             self.s.requests[summary.request_id] = summary
             self._wake = True
+            # A step, so the case record (and audit trail) follows its requests.
+            if changed and workflow.patched("record-request-changes"):
+                self._commit(SYSTEM, "request_changed", {"request_id": summary.request_id, "state": summary.state})
 
     def _request_input(self, a, kind: str) -> dict:
         s = self.s

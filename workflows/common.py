@@ -48,7 +48,11 @@ def decode(name: str, raw: RawValue, model: type[BaseModel]) -> Any:
         raise invalid(f"{name}: cannot read the data ({type(e).__name__})")
 
 
-async def record_steps(steps: list[StepRecord]) -> None:
-    """Persist steps through the one idempotent activity (audit, tasks, notices, read model)."""
-    await workflow.execute_activity("record_steps", steps, start_to_close_timeout=timedelta(seconds=60),
+async def record_steps(steps: list[StepRecord], status: BaseModel | None = None) -> None:
+    """Persist steps through the one idempotent activity (audit, tasks, notices, read model).
+
+    ``status`` (the workflow's status after the batch) becomes the case record in PostgreSQL.
+    It is an argument, not a command: histories recorded without it replay unchanged."""
+    await workflow.execute_activity("record_steps", args=[steps] if status is None else [steps, status],
+                                    start_to_close_timeout=timedelta(seconds=60),
                                     retry_policy=STEP_RETRY, summary=f"record {len(steps)} step(s)")

@@ -100,7 +100,7 @@ class RequestWorkflow:
         while True:
             if self.s.pending_steps:
                 batch = list(self.s.pending_steps)
-                await record_steps(batch)
+                await record_steps(batch, self._status())
                 del self.s.pending_steps[: len(batch)]
                 continue
             summary = self._summary()

@@ -3,5 +3,6 @@
 from workflows.authorization import ServiceAuthorizationWorkflow
 from workflows.case import ChildCaseWorkflow
 from workflows.meals_lodging import MealsLodgingWorkflow
+from workflows.retention import RecordsPurgeWorkflow
 
-WORKFLOWS = [ChildCaseWorkflow, MealsLodgingWorkflow, ServiceAuthorizationWorkflow]
+WORKFLOWS = [ChildCaseWorkflow, MealsLodgingWorkflow, ServiceAuthorizationWorkflow, RecordsPurgeWorkflow]
