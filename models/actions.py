@@ -143,6 +143,13 @@ REQUEST_ACTIONS: dict[str, type] = {
     "decide_authorization": DecideAuthorization,
     "extend_authorization": ExtendAuthorization,
 }
+# Who may take each request action; the request workflows check the same tuples.
+REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
+    "decide_meals_lodging": STAFF,
+    "submit_receipts": (*STAFF, "intake_clerk"),
+    "decide_authorization": (*STAFF, "medical_consultant"),
+    "extend_authorization": (*STAFF, "medical_consultant"),
+}
 
 # What each stage waits for, in a case manager's words.
 WAITING_FOR: dict[str, str] = {

@@ -15,7 +15,8 @@ from models.referral import Child, MediCal, Referral, Referrer, ReferrerKind
 Stage = Literal["intake", "records", "eligibility", "medical_review", "denied", "appeal", "active", "closed"]
 STAGES: tuple[str, ...] = ("intake", "records", "eligibility", "medical_review", "denied", "appeal", "active", "closed")
 Jurisdiction = Literal["county", "state"]
-Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system"]
+Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system",
+               "auditor", "admin"]
 ClosureReason = Literal[
     "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible"
 ]
