@@ -16,7 +16,6 @@ from activities.tables import AccessRow, CaseRow
 from tests.api_helpers import AUDIENCE, ISSUER, api  # noqa: F401  (fixture)
 from tests.helpers import referral
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 PROBLEM = "application/problem+json"
 
 
