@@ -102,6 +102,13 @@ class CloseCase(Action):
     reason: Literal["moved_out_of_state", "family_withdrew"]
 
 
+class AddNote(Action):
+    """A case note: a phone call, a visit or any contact worth keeping on the case."""
+
+    contact: Literal["phone_call", "email", "in_person", "letter", "other"]
+    note: str = Field(min_length=1, max_length=2000, description="what was said or done")
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     model: type[Action]
@@ -131,6 +138,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "record_fee_payment": ActionSpec(RecordFeePayment, ("active",), STAFF, "the enrollment fee"),
     "complete_task": ActionSpec(CompleteTask, OPEN, (*STAFF, "medical_consultant", "state_reviewer", "intake_clerk"), "an open task to be completed"),
     "close_case": ActionSpec(CloseCase, OPEN, STAFF, "a closure"),
+    "add_note": ActionSpec(AddNote, OPEN, (*STAFF, "intake_clerk"), "a case note"),
     "request_meals_lodging": ActionSpec(RequestMealsLodging, ("active",), STAFF, "a meals and lodging request"),
     "request_authorization": ActionSpec(RequestAuthorization, ("active",), (*STAFF, "medical_consultant"),
                                         "a service authorization request"),

@@ -122,6 +122,16 @@ class Appeal(_Model):
     hearing_requested_on: date | None = None
 
 
+class CaseNote(_Model):
+    """A note a person kept on the case; its text lives only in the (encrypted) case state."""
+
+    at: datetime
+    by: str
+    role: Role
+    contact: str
+    text: str
+
+
 class Closure(_Model):
     reason: ClosureReason
     on: date
@@ -204,6 +214,7 @@ class CaseStatus(_Model):
     waiting_for: str
     runs: int
     requests: list[RequestSummary] = Field(default_factory=list)
+    notes: list[CaseNote] = Field(default_factory=list)
 
 
 class CaseInput(_Model):
@@ -255,6 +266,7 @@ class CaseState(_Model):
     requests: dict[str, RequestSummary] = Field(default_factory=dict)
     request_counter: int = 0
     requests_to_start: list[RequestStart] = Field(default_factory=list)
+    notes: list[CaseNote] = Field(default_factory=list)
 
 
 # CaseState, CaseStatus and CaseInput refer to request models (RequestSummary, RequestStart):

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         Appeal,
         CaseInput,
+        CaseNote,
         CaseRecord,
         CaseState,
         CaseStatus,
@@ -631,6 +632,11 @@ class ChildCaseWorkflow:
         self._close(a.reason, a.actor, a.note)
         return {"reason": a.reason}
 
+    def _do_add_note(self, a) -> dict:
+        # The text stays in the encrypted state: the audit row says only who, when and what kind.
+        self.s.notes.append(CaseNote(at=workflow.now(), by=a.actor.id, role=a.actor.role, contact=a.contact, text=a.note))
+        return {"contact": a.contact}
+
     # ---- timers ---------------------------------------------------------------------
 
     def _next_wake(self, run_started: datetime) -> datetime:
@@ -871,6 +877,7 @@ class ChildCaseWorkflow:
             open_tasks=list(s.tasks.values()), deadlines=dict(s.deadlines), next_deadline=self._next_deadline(),
             next_milestones=milestones, stage_history=s.stage_history, notices_sent=s.notices_sent,
             closure=s.closure, waiting_for=WAITING_FOR[s.stage], runs=s.runs, requests=list(s.requests.values()),
+            notes=s.notes,
         )
 
 

@@ -1,0 +1,117 @@
+"""The web app without a browser: forms generated from the action models, errors beside
+fields with nothing changed, scope, and the pages a supervisor reads. (The browser walk
+is tests/test_web_e2e.py.)"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from models.actions import ACTIONS, RecordEligibility
+from starters.web import forms
+from starters.web.humane import human_date, human_time, time_left
+from tests.web_helpers import PASSWORD, REFERRAL_FORM, open_office
+
+
+def test_forms_come_from_the_action_models():
+    items = forms.fields_for(RecordEligibility)
+    names = [f.name for f in forms.walk(items)]
+    assert "actor.id" not in names and "finances.residential_in_county" in names
+    residential = next(f for f in forms.walk(items) if f.name == "finances.residential_in_county")
+    assert residential.kind == "select" and residential.required  # a yes/no nobody may skip
+    assert forms.parse({"finances.residential_in_county": "true", "finances.family_agi": " ", "note": ""}) == {
+        "finances": {"residential_in_county": "true"}}
+    assert forms.parse({"request.travellers.0.relationship": "parent", "request.travellers.1.relationship": ""}) == {
+        "request": {"travellers": [{"relationship": "parent"}]}}
+
+
+def test_times_read_as_california_people_write_them():
+    at = datetime(2026, 7, 4, 19, 5, tzinfo=timezone.utc)
+    assert human_time(at) == "July 4, 2026, 12:05 PM PDT"
+    assert human_date(at.date()) == "July 4, 2026"
+    assert time_left(at, datetime(2026, 7, 1, tzinfo=timezone.utc)) == "due in 3 days"
+    assert time_left(at, datetime(2026, 7, 24, tzinfo=timezone.utc)) == "overdue by 19 days"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def office(dev_env, engine, sessions, tmp_path_factory):
+    office, worker = await open_office(dev_env, engine, sessions, tmp_path_factory.mktemp("web"))
+    async with worker:
+        yield office
+
+
+async def _browser(office, who: str) -> httpx.AsyncClient:
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=office.app), base_url="http://ccs.test")
+    r = await http.post("/sign-in", data={"user_id": office.users[who], "password": PASSWORD, "next": "/"})
+    assert r.status_code == 303, r.text
+    return http
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+async def test_a_page_sends_a_stranger_to_sign_in(office):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=office.app), base_url="http://ccs.test") as http:
+        r = await http.get("/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/sign-in")
+        r = await http.post("/sign-in", data={"user_id": office.users["cm"], "password": "wrong-password-1"})
+        assert r.status_code == 401 and "wrong user ID or password" in r.text
+
+
+async def test_refer_act_refuse_and_scope(office):
+    clerk = await _browser(office, "clerk")
+    form = {**REFERRAL_FORM, "child.last_name": f"Synthetic{uuid.uuid4().hex[:6]}"}
+    bad = await clerk.post("/refer", data={**form, "conditions.0.icd10": "ZZZ.9"})
+    assert bad.status_code == 422 and "is not an ICD-10-CM code" in _text(bad.text)
+    r = await clerk.post("/refer", data=form)
+    assert r.status_code == 200 and "A new case was opened." in r.text
+    case_id = re.search(r'href="/cases/(case-[0-9a-f]+)"', r.text).group(1)
+    same = await clerk.post("/refer", data=form)
+    assert same.status_code == 422 and "already on the case" in same.text
+    again = await clerk.post("/refer", data={**form, "conditions.0.icd10": "Q90.9",
+                                             "conditions.0.description": "Down syndrome"})
+    assert "Added to the existing case: 1 new condition(s)" in again.text
+
+    cm = await _browser(office, "cm")
+    page = await cm.get(f"/cases/{case_id}")
+    assert page.status_code == 200 and "Record application" in page.text and "Rosa" in page.text
+    r = await cm.post(f"/cases/{case_id}/actions/record_application", data={"received_on": "yesterday"})
+    assert r.status_code == 422
+    assert 'id="f-received_on-error"' in r.text and "Nothing was changed" in r.text
+    assert (await office.services.cases.show(case_id)).stage == "intake"
+    r = await cm.post(f"/cases/{case_id}/actions/add_note", data={"contact": "phone_call",
+                                                                  "note": "Mother called about the visit"})
+    assert r.status_code == 303
+    page = await cm.get(r.headers["location"])
+    assert "Mother called about the visit" in page.text and "add note" in _text(page.text)
+
+    fresno = await _browser(office, "fresno")
+    assert (await fresno.get(f"/cases/{case_id}")).status_code == 404
+    assert (await fresno.post(f"/cases/{case_id}/actions/add_note",
+                              data={"contact": "other", "note": "x"})).status_code == 404
+    for http in (clerk, cm, fresno):
+        await http.aclose()
+
+
+async def test_supervisor_pages_answer(office):
+    sup = await _browser(office, "sup")
+    for path, words in (("/supervisor/stuck", "stuck case(s)"), ("/supervisor/overdue", "task(s)"),
+                        ("/supervisor/workload", "Open cases per county and stage"),
+                        ("/supervisor/timeliness", "CMS-0057-F")):
+        r = await sup.get(path)
+        assert r.status_code == 200 and words in r.text, path
+    cm = await _browser(office, "cm")
+    assert (await cm.get("/supervisor/workload")).status_code == 403
+    await sup.aclose()
+    await cm.aclose()
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ACTIONS if n != "refer"))
+def test_every_action_has_a_form(name):
+    assert list(forms.walk(forms.fields_for(ACTIONS[name].model))) or name in ("record_application",)
