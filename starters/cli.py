@@ -209,6 +209,9 @@ def parser() -> argparse.ArgumentParser:
     from starters import supervisor
 
     supervisor.add_verbs(verb)
+    from starters.api import cli_verbs
+
+    cli_verbs.add_verbs(verb, sub)  # person verbs go through the HTTP API
     return p
 
 

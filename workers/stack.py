@@ -128,11 +128,16 @@ def _stop_signals() -> asyncio.Event:
 
 
 async def up(settings: Settings, echo=print) -> None:
+    from starters.api.serve import start_in_stack
+    from starters.api.settings import ApiSettings
+
     _cache_bytecode()
+    api = ApiSettings()
     settings.home_dir.mkdir(parents=True, exist_ok=True)
     host, port = _host_port(settings.temporal_address)
     for what, h, p in (("Temporal", host, port), ("Temporal Web UI", host, settings.temporal_ui_port),
-                       ("codec server", settings.codec_host, settings.codec_port)):
+                       ("codec server", settings.codec_host, settings.codec_port),
+                       ("HTTP API", api.host, api.port)):
         if not _port_free(h if h != "localhost" else "127.0.0.1", p):
             raise CcsError(f"port {p} ({what}) is already taken: is `ccs up` already running? "
                            "Stop it, or set another port in the environment")
@@ -157,11 +162,14 @@ async def up(settings: Settings, echo=print) -> None:
         worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows)
         await stack.enter_async_context(worker)
         stack.callback(asyncio.create_task(activities.notifier.dispatch_forever()).cancel)
+        api_server, api_task = await start_in_stack(settings, api, echo)
+        stack.push_async_callback(_stop_api, api_server, api_task)
         pg = "embedded PostgreSQL in " + str(settings.home_dir / "pg") if settings.embedded else "DATABASE_URL"
         echo(f"CCS is up (binary {binary})")
         echo(f"  Temporal       {host}:{port}  namespace {settings.temporal_namespace}")
         echo(f"  Web UI         http://localhost:{settings.temporal_ui_port}")
         echo(f"  codec server   http://{settings.codec_host}:{settings.codec_port}")
+        echo(f"  HTTP API       http://{api.host}:{api.port}/api/v1  (docs: /docs)")
         echo(f"  database       {pg}")
         echo(f"  worker         task queue {settings.task_queue}")
         echo(f"  notices        {settings.mailbox if settings.notify_channel == 'mailbox' else 'SMTP ' + settings.smtp_host}")
@@ -181,6 +189,11 @@ async def _codec_server(settings: Settings, keyring, cors_origin: str):
     except OSError as e:
         raise CcsError(f"the codec server cannot listen on {settings.codec_host}:{settings.codec_port}: "
                        f"{e.strerror}") from None
+
+
+async def _stop_api(server, task) -> None:
+    server.should_exit = True
+    await task
 
 
 def _terminate(proc: subprocess.Popen) -> None:
