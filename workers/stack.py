@@ -18,6 +18,7 @@ from models.converter import EncryptionCodec, load_keyring
 from models.settings import Settings
 from starters.client import CcsError, connect
 from workers.codec_server import start_codec_server
+from starters.api.codec_auth import phi_readers_only
 from workers.worker import build_activities, build_worker, ensure_search_attributes
 
 log = logging.getLogger("ccs")
@@ -185,7 +186,7 @@ async def up(settings: Settings, echo=print) -> None:
 async def _codec_server(settings: Settings, keyring, cors_origin: str):
     try:
         return await start_codec_server(EncryptionCodec(keyring.keys, keyring.active), settings.codec_host,
-                                        settings.codec_port, cors_origin)
+                                        settings.codec_port, cors_origin, phi_readers_only(settings))
     except OSError as e:
         raise CcsError(f"the codec server cannot listen on {settings.codec_host}:{settings.codec_port}: "
                        f"{e.strerror}") from None
