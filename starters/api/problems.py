@@ -27,6 +27,13 @@ class Problem(BaseModel):
     errors: dict[str, str] = Field(default_factory=dict)
 
 
+def problem_responses(*codes: int) -> dict:
+    """OpenAPI `responses` for these error codes: a Problem, as application/problem+json."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {code: {"model": Problem, "description": TITLES.get(code, "Error"),
+                   "content": {PROBLEM_JSON: {"schema": ref}}} for code in codes}
+
+
 class ApiProblem(Exception):
     def __init__(self, status: int, detail: str, errors: dict[str, str] | None = None,
                  headers: dict[str, str] | None = None) -> None:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,14 +23,14 @@ from models.referral import Referral
 from models.requests import AuthorizationStatus, MealsLodgingStatus
 from starters.api.access_log import record_access
 from starters.api.auth import Principal, current_principal, require_roles
-from starters.api.problems import ApiProblem, Problem
+from starters.api.problems import ApiProblem, problem_responses
 from starters.api.scope import CASE_ID, case_in_scope, case_of
 
 router = APIRouter(tags=["cases"])
-ERRORS = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem},
-          422: {"model": Problem}, 502: {"model": Problem}}
+ERRORS = problem_responses(401, 403, 404, 409, 422, 502)
 CASE_READERS = ("intake_clerk", "case_manager", "supervisor", "medical_consultant", "state_reviewer")
 CaseId = Annotated[str, Path(pattern=CASE_ID, max_length=80)]
+PERSON_ID = r"^[A-Za-z0-9._@:-]{1,64}$"  # a user ID or a queue (Kern:unassigned)
 
 
 class CaseSummary(BaseModel):
@@ -119,7 +120,10 @@ def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        after = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not re.match(CASE_ID, after):
+            raise ValueError(after)
+        return after
     except (ValueError, UnicodeDecodeError):
         raise ApiProblem(422, "cursor is not one this service gave out", {"cursor": "invalid"}) from None
 
@@ -128,7 +132,7 @@ def _after(cursor: str | None) -> str | None:
 async def list_cases(request: Request, who: Principal = Depends(require_roles(*CASE_READERS)),
                      county: Annotated[str | None, Query(max_length=60)] = None,
                      stage: Annotated[str | None, Query(max_length=32)] = None,
-                     case_manager: Annotated[str | None, Query(max_length=64)] = None,
+                     case_manager: Annotated[str | None, Query(pattern=PERSON_ID)] = None,
                      deadline_before: datetime | None = None,
                      cursor: Annotated[str | None, Query(max_length=200)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> CasePage:

@@ -8,14 +8,17 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from starters.api.auth import PERSON_ROLES, Principal, current_principal, require_roles
-from starters.api.problems import Problem
+from starters.api.problems import problem_responses
 
 router = APIRouter(tags=["people"])
-ERRORS = {401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}}
+ERRORS = problem_responses(401, 403, 422)
+
+
+USER_ID = r"^[A-Za-z0-9._@-]{1,64}$"
 
 
 class SignIn(BaseModel):
-    user_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(pattern=USER_ID)
     password: str = Field(min_length=1, max_length=256)
 
 
@@ -35,7 +38,7 @@ class Me(BaseModel):
 
 
 class NewUser(BaseModel):
-    user_id: str = Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")
+    user_id: str = Field(pattern=USER_ID)
     role: Literal[PERSON_ROLES]  # type: ignore[valid-type]
     county: str | None = Field(None, max_length=60)
 
@@ -56,7 +59,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/sign-in", response_model=Token, responses={401: {"model": Problem}, 429: {"model": Problem}})
+@router.post("/sign-in", response_model=Token, responses=problem_responses(401, 422, 429))
 async def sign_in(body: SignIn, request: Request) -> Token:
     """Embedded users: a user ID and password for a short-lived bearer token."""
     services = request.app.state.services

@@ -12,13 +12,13 @@ from sqlalchemy import or_, select
 from activities.tables import TaskRow
 from starters.api.access_log import read_access
 from starters.api.auth import Principal, require_roles
-from starters.api.problems import ApiProblem, Problem
-from starters.api.routes.cases import CASE_READERS
+from starters.api.problems import ApiProblem, problem_responses
+from starters.api.routes.cases import CASE_READERS, PERSON_ID
 from starters.api.scope import CASE_ID
 from starters.supervisor import _ident, stuck
 
 router = APIRouter(tags=["work"])
-ERRORS = {401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}}
+ERRORS = problem_responses(401, 403, 422, 502)
 
 
 class TaskOut(BaseModel):
@@ -79,7 +79,7 @@ def _own_county(who: Principal, county: str | None) -> str | None:
 async def stuck_cases(request: Request, who: Principal = Depends(require_roles("supervisor")),
                       stage: Annotated[str | None, Query(max_length=32)] = None,
                       county: Annotated[str | None, Query(max_length=60)] = None,
-                      case_manager: Annotated[str | None, Query(max_length=64)] = None,
+                      case_manager: Annotated[str | None, Query(pattern=PERSON_ID)] = None,
                       min_days: Annotated[float | None, Query(ge=0, le=36500)] = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """Cases whose stage has not changed for too long (`ccs stuck`)."""
@@ -92,7 +92,7 @@ async def stuck_cases(request: Request, who: Principal = Depends(require_roles("
 @router.get("/supervision/overdue", response_model=dict[str, Any], responses=ERRORS)
 async def overdue(request: Request, who: Principal = Depends(require_roles("supervisor")),
                   within_days: Annotated[float, Query(ge=0, le=3650)] = 0,
-                  assignee: Annotated[str | None, Query(max_length=64)] = None,
+                  assignee: Annotated[str | None, Query(pattern=PERSON_ID)] = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> dict[str, Any]:
     """Open tasks past due, or due within `within_days` (`ccs overdue`)."""
     queue = request.app.state.services.queue
@@ -109,7 +109,7 @@ async def workload(request: Request, who: Principal = Depends(require_roles("sup
 @router.get("/access-log", response_model=list[AccessEntry], responses=ERRORS)
 async def access_log(request: Request, who: Principal = Depends(require_roles("auditor")),
                      case: Annotated[str | None, Query(pattern=CASE_ID, max_length=80)] = None,
-                     user: Annotated[str | None, Query(max_length=64)] = None,
+                     user: Annotated[str | None, Query(pattern=PERSON_ID)] = None,
                      after: Annotated[int, Query(ge=0)] = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AccessEntry]:
     """Who read which case, when: for auditors. Page with `after` (the last `id` seen)."""
