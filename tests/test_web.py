@@ -83,7 +83,7 @@ async def test_refer_act_refuse_and_scope(office):
     assert page.status_code == 200 and "Record application" in page.text and "Rosa" in page.text
     r = await cm.post(f"/cases/{case_id}/actions/record_application", data={"received_on": "yesterday"})
     assert r.status_code == 422
-    assert 'id="f-received_on-error"' in r.text and "Nothing was changed" in r.text
+    assert 'id="f-record_application-received_on-error"' in r.text and "Nothing was changed" in r.text
     assert (await office.services.cases.show(case_id)).stage == "intake"
     r = await cm.post(f"/cases/{case_id}/actions/add_note", data={"contact": "phone_call",
                                                                   "note": "Mother called about the visit"})

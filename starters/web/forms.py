@@ -35,10 +35,11 @@ class Field_:
     value: str = ""
     error: str | None = None
     step: str | None = None
+    form: str = ""  # the form's name: a page with many forms keeps every id unique
 
     @property
     def id(self) -> str:
-        return "f-" + self.name.replace(".", "-")
+        return "-".join(p for p in ("f", self.form, self.name.replace(".", "-")) if p)
 
 
 @dataclass
@@ -98,9 +99,9 @@ def _scalar(path: str, name: str, annotation: Any, info: FieldInfo, required: bo
     label = _label(name)
     if typing.get_origin(annotation) is Literal:
         options = [(str(v), str(v).replace("_", " ")) for v in typing.get_args(annotation)]
-        if not required:
-            options.insert(0, ("", "(choose)"))
         default = info.default if isinstance(info.default, str) else ""
+        if not default:  # no silent choice: a person picks one
+            options.insert(0, ("", "(choose)"))
         return Field_(path, label, "select", required, options, info.description, default)
     if annotation is bool:
         if required:  # a yes/no a person must answer: no silent default
@@ -129,9 +130,11 @@ def walk(items: list[Field_ | Group]):
             yield item
 
 
-def fill(items: list[Field_ | Group], values: dict[str, str], errors: dict[str, str]) -> list[Field_ | Group]:
+def fill(items: list[Field_ | Group], values: dict[str, str], errors: dict[str, str],
+         form: str = "") -> list[Field_ | Group]:
     """Put what the person typed back into the form, and each error beside its field."""
     for f in walk(items):
+        f.form = form
         if f.name in values:
             f.value = values[f.name]
         elif f.kind == "checkbox" and values:

@@ -127,7 +127,7 @@ def fitting_actions(status: CaseStatus, who: Principal) -> list[str]:
 def action_form(name: str, model: type[BaseModel], values: dict | None = None, errors: dict | None = None,
                 skip: set[str] = forms.SERVER_FIELDS) -> dict:
     items = forms.fields_for(model, skip=skip)
-    forms.fill(items, values or {}, errors or {})
+    forms.fill(items, values or {}, errors or {}, name)
     return {"name": name, "title": ACTION_TITLES.get(name, forms._label(name)),
             "summary": ACTIONS[name].summary if name in ACTIONS else "", "items": items,
             "problems": forms.unmatched(items, errors or {}), "open": bool(errors)}
