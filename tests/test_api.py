@@ -195,3 +195,27 @@ async def test_case_list_scope_filters_and_cursor(api):
     assert all(t["county"] == "Kern" for t in work)
     dues = [t["due"] for t in work]
     assert dues == sorted(dues)
+
+
+async def test_an_unexpected_failure_is_a_problem_without_details(caplog):
+    from starters.api.problems import install
+    from fastapi import FastAPI
+    import httpx
+
+    app = FastAPI()
+    install(app)
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("child Zelda Boomtest born 2015-01-01")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://t") as http:
+        r = await http.get("/boom")
+    assert r.status_code == 500 and r.headers["content-type"] == PROBLEM
+    assert "Zelda" not in r.text and "Zelda" not in caplog.text and "RuntimeError" in caplog.text
+
+
+async def test_an_oidc_subject_an_actor_cannot_carry_is_refused(api):
+    r = await api.http.get("/api/v1/me", headers=bearer(api.issuer.token(sub="auth0|12345")))
+    assert r.status_code == 401 and "CCS_OIDC_USER_CLAIM" in r.json()["detail"]

@@ -5,6 +5,7 @@ become a Principal (user ID, role, county)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from starters.api.settings import ApiSettings
 LOCAL_ISSUER = "ccs-embedded"
 LOCAL_AUDIENCE = "ccs-api"
 SESSION_COOKIE = "ccs_session"
+USER_ID = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")  # what an action's Actor accepts
 PERSON_ROLES: tuple[str, ...] = tuple(r for r in get_args(Role) if r != "system")
 # Roles that work within one county; the others are statewide (or hold no case at all).
 COUNTY_ROLES = ("intake_clerk", "case_manager", "supervisor", "medical_consultant")
@@ -42,6 +44,9 @@ def principal_from_claims(user_id, role, county, local: bool) -> Principal:
     """The same checks for both kinds of token: a known role, and a county where one is needed."""
     if not isinstance(user_id, str) or not user_id:
         raise refuse("the token names no user")
+    if not USER_ID.match(user_id):
+        raise refuse("the token's user ID must be 1-64 letters, digits, . _ @ - "
+                     "(set CCS_OIDC_USER_CLAIM to a claim such as preferred_username)")
     if role not in PERSON_ROLES:
         raise refuse(f"the token's role {role!r} is not one of: {', '.join(PERSON_ROLES)}")
     if county is not None:
@@ -53,7 +58,7 @@ def principal_from_claims(user_id, role, county, local: bool) -> Principal:
         raise refuse(f"a {role} token must name a county")
     if role in ("state_reviewer", "admin"):
         county = None
-    return Principal(user_id=user_id[:64], role=role, county=county, local=local)
+    return Principal(user_id=user_id, role=role, county=county, local=local)
 
 
 class Tokens:

@@ -3,6 +3,9 @@ with a message a person can act on and, for bad input, what was wrong field by f
 
 from __future__ import annotations
 
+import logging
+import traceback
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from starters.client import CcsError
 
+log = logging.getLogger("ccs.api")
 PROBLEM_JSON = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 405: "Method not allowed",
           406: "Not acceptable", 409: "Conflict", 422: "Invalid input", 429: "Too many attempts",
@@ -79,6 +83,14 @@ def install(app: FastAPI) -> None:
     async def _invalid(_: Request, e: RequestValidationError):
         errors = {_loc(err["loc"]): err["msg"] for err in e.errors()}
         return problem(422, "the request has invalid fields: see errors", errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, e: Exception):
+        # Exception messages may hold PHI: log the type and where it was raised, not the message.
+        frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+        log.error("unexpected %s in the API at %s", type(e).__name__,
+                  f"{frame.filename}:{frame.lineno}" if frame else "?")
+        return problem(500, f"the service failed ({type(e).__name__}); the error is logged, try again later")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime, timedelta, timezone
 
@@ -12,12 +11,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from activities.tables import SignInFailureRow, UserRow
-from starters.api.auth import PERSON_ROLES, Principal, principal_from_claims
+from starters.api.auth import PERSON_ROLES, USER_ID, Principal, principal_from_claims
 from starters.api.problems import ApiProblem
 from starters.api.settings import ApiSettings
 from starters.client import CcsError
 
-USER_ID = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 MIN_PASSWORD = 12
 # Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
