@@ -155,7 +155,7 @@ async def cmd_act(args) -> None:
 async def cmd_up(args) -> None:
     from workers.stack import up
 
-    await up(_settings())
+    await up(_settings(), demo=args.demo)
 
 
 async def cmd_worker(args) -> None:
@@ -190,7 +190,8 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    verb("up", cmd_up, "run the whole stack on this machine")
+    verb("up", cmd_up, "run the whole stack on this machine").add_argument(
+        "--demo", action="store_true", help="add demo people (passwords printed once) and synthetic children")
     verb("worker", cmd_worker, "run a worker against the configured services")
     verb("codec-server", cmd_codec_server, "run the codec server for the Web UI and CLI")
     verb("migrate", cmd_migrate, "apply database migrations to DATABASE_URL")

@@ -4,6 +4,7 @@ is tests/test_web_e2e.py.)"""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime, timezone
@@ -12,6 +13,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from sqlalchemy import select
+
+from activities.tables import AuditRow
 from models.actions import ACTIONS, RecordEligibility
 from starters.web import forms
 from starters.web.humane import human_date, human_time, time_left
@@ -90,6 +94,11 @@ async def test_refer_act_refuse_and_scope(office):
     assert r.status_code == 303
     page = await cm.get(r.headers["location"])
     assert "Mother called about the visit" in page.text and "add note" in _text(page.text)
+    async with office.services.sessions() as s:  # the note's text is PHI: only in the encrypted state
+        details = (await s.execute(select(AuditRow.detail).where(AuditRow.case_id == case_id))).scalars().all()
+    assert details and "Mother called" not in json.dumps(details)
+    r = await cm.post("/find", data={"last_name": "Synthetic"})
+    assert r.status_code == 422 and "last name and date of birth" in r.text
 
     fresno = await _browser(office, "fresno")
     assert (await fresno.get(f"/cases/{case_id}")).status_code == 404
@@ -115,3 +124,33 @@ async def test_supervisor_pages_answer(office):
 @pytest.mark.parametrize("name", sorted(n for n in ACTIONS if n != "refer"))
 def test_every_action_has_a_form(name):
     assert list(forms.walk(forms.fields_for(ACTIONS[name].model))) or name in ("record_application",)
+
+
+async def test_demo_fills_every_stage_once(office, database_url, monkeypatch):
+    from activities.db import make_engine
+    from starters.api.app import build_services
+    from starters.web import demo
+
+    said: list[str] = []
+
+    async def services_of_the_test(settings, api):
+        s = office.services
+        return build_services(s.cases, make_engine(database_url, pool_size=2), api, s.secret)
+
+    monkeypatch.setattr(demo, "connect_services", services_of_the_test)
+    await demo.add_demo(None, office.app.state.api_settings, said.append)
+    assert "  demo children  9 added, one in every stage (last name Sample)" in said, said[-1]
+    people = [line for line in said if line.startswith("    ")]
+    assert len(people) == len(demo.PEOPLE) and "supervisor.demo" in "".join(people)
+    stages = set()
+    for first, born, county, _ in demo.CHILDREN:
+        from starters.client import case_id_for
+        from models.referral import Child
+
+        child = Child(first_name=first, last_name="Sample", date_of_birth=born, county=county)
+        stages.add((await office.services.cases.show(case_id_for(child, office.services.cases.secret))).stage)
+    assert stages == {"intake", "records", "eligibility", "medical_review", "denied", "appeal", "active", "closed"}
+    said.clear()
+    await demo.add_demo(None, office.app.state.api_settings, said.append)
+    assert "  demo children  0 added, one in every stage (last name Sample)" in said
+    assert any("demo people exist already" in line for line in said)

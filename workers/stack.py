@@ -128,7 +128,7 @@ def _stop_signals() -> asyncio.Event:
     return stop
 
 
-async def up(settings: Settings, echo=print) -> None:
+async def up(settings: Settings, echo=print, demo: bool = False) -> None:
     from starters.api.serve import start_in_stack
     from starters.api.settings import ApiSettings
 
@@ -171,10 +171,15 @@ async def up(settings: Settings, echo=print) -> None:
         echo(f"  Web UI         http://localhost:{settings.temporal_ui_port}")
         echo(f"  codec server   http://{settings.codec_host}:{settings.codec_port}")
         echo(f"  HTTP API       http://{api.host}:{api.port}/api/v1  (docs: /docs)")
+        echo(f"  web app        http://{api.host}:{api.port}/")
         echo(f"  database       {pg}")
         echo(f"  worker         task queue {settings.task_queue}")
         echo(f"  notices        {settings.mailbox if settings.notify_channel == 'mailbox' else 'SMTP ' + settings.smtp_host}")
         echo(f"  data           {settings.home_dir}")
+        if demo:
+            from starters.web.demo import add_demo
+
+            await add_demo(settings, api, echo)
         echo("Press Ctrl-C to stop.")
         await stop.wait()
         echo("stopping...")

@@ -16,6 +16,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
+from temporalio.service import RPCError, RPCStatusCode
+
 from models.actions import ACTIONS, REQUEST_ACTIONS, REQUEST_ROLES
 from models.case import Actor, CaseStatus
 from models.referral import Referral
@@ -309,9 +311,11 @@ async def refer(request: Request, who: Principal = Depends(person)):
 async def _exists(services, case_id: str) -> bool:
     try:
         await services.cases.client.get_workflow_handle(case_id).describe()
-        return True
-    except Exception:  # noqa: BLE001 - not found (or not reachable: refer will say)
-        return False
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise CcsError(f"Temporal refused: {e.message}") from None
+    return True
 
 
 # ---- find a child -----------------------------------------------------------------------
