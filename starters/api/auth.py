@@ -33,14 +33,15 @@ class Principal:
     user_id: str
     role: str
     county: str | None  # None: statewide (state_reviewer, a statewide auditor, admin)
-    local: bool = False  # an embedded user: disabling them ends their tokens at once
+    local: bool = False  # an embedded user: disabling them or resetting the password ends their tokens
+    issued_at: int | None = None
 
 
 def refuse(detail: str) -> ApiProblem:
     return ApiProblem(401, detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def principal_from_claims(user_id, role, county, local: bool) -> Principal:
+def principal_from_claims(user_id, role, county, local: bool, issued_at: int | None = None) -> Principal:
     """The same checks for both kinds of token: a known role, and a county where one is needed."""
     if not isinstance(user_id, str) or not user_id:
         raise refuse("the token names no user")
@@ -58,7 +59,7 @@ def principal_from_claims(user_id, role, county, local: bool) -> Principal:
         raise refuse(f"a {role} token must name a county")
     if role in ("state_reviewer", "admin"):
         county = None
-    return Principal(user_id=user_id, role=role, county=county, local=local)
+    return Principal(user_id=user_id, role=role, county=county, local=local, issued_at=issued_at)
 
 
 class Tokens:
@@ -85,7 +86,8 @@ class Tokens:
             if issuer == LOCAL_ISSUER:
                 claims = jwt.decode(token, self.secret, algorithms=["HS256"], audience=LOCAL_AUDIENCE,
                                     issuer=LOCAL_ISSUER, options={"require": ["exp", "iat", "sub"]})
-                return principal_from_claims(claims["sub"], claims.get("role"), claims.get("county"), local=True)
+                return principal_from_claims(claims["sub"], claims.get("role"), claims.get("county"), local=True,
+                                             issued_at=claims["iat"])
             if s.oidc_issuer and self._jwks and issuer == s.oidc_issuer:
                 key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
                 claims = jwt.decode(token, key.key, algorithms=["RS256", "ES256", "PS256"],
@@ -121,8 +123,8 @@ async def current_principal(request: Request) -> Principal:
         raise refuse("sign in first: send `Authorization: Bearer TOKEN` (POST /api/v1/sign-in gives one)")
     services = request.app.state.services
     who = await services.tokens.verify(token)
-    if who.local and not await services.users.active(who.user_id):
-        raise refuse("this user is disabled or no longer exists")
+    if who.local and not await services.users.active(who.user_id, who.issued_at):
+        raise refuse("this user is disabled, no longer exists, or had the password reset: sign in again")
     request.state.principal = who
     return who
 

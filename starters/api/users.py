@@ -82,10 +82,15 @@ class Users:
         async with self.sessions() as s:
             return (await s.execute(select(func.count()).select_from(UserRow))).scalar_one()
 
-    async def active(self, user_id: str) -> bool:
+    async def active(self, user_id: str, issued_at: int | None = None) -> bool:
+        """The user exists, is enabled, and (given a token's issue time) has not had the
+        password reset since the token was issued."""
         async with self.sessions() as s:
-            disabled = (await s.execute(select(UserRow.disabled).where(UserRow.user_id == user_id))).scalar()
-        return disabled is False
+            row = (await s.execute(select(UserRow.disabled, UserRow.password_set_at)
+                                   .where(UserRow.user_id == user_id))).first()
+        if row is None or row.disabled:
+            return False
+        return issued_at is None or issued_at >= int(row.password_set_at.timestamp())
 
     async def sign_in(self, user_id: str, password: str, address: str) -> Principal:
         """The user, if the password is right; throttled per user and per address."""
