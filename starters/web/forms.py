@@ -82,7 +82,8 @@ def fields_for(model: type[BaseModel], prefix: str = "", skip: set[str] = SERVER
         required = info.is_required() and not optional
         origin = typing.get_origin(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            items.append(Group(_label(name), fields_for(annotation, f"{path}.", set())))
+            legend = f"{_label(name)} ({info.description})" if info.description else _label(name)
+            items.append(Group(legend, fields_for(annotation, f"{path}.", set())))
             continue
         if origin is list:
             (inner,) = typing.get_args(annotation)
