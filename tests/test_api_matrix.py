@@ -5,7 +5,6 @@ validation (a probe field every action refuses, so no case changes)."""
 
 from __future__ import annotations
 
-import pytest
 
 from models.actions import ACTIONS, REQUEST_ACTIONS
 from starters.api.auth import PERSON_ROLES

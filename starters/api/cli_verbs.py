@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import re
 import sys
