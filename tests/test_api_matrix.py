@@ -5,7 +5,6 @@ validation (a probe field every action refuses, so no case changes)."""
 
 from __future__ import annotations
 
-
 from models.actions import ACTIONS, REQUEST_ACTIONS
 from starters.api.auth import PERSON_ROLES
 from starters.api.routes.cases import allowed_roles
