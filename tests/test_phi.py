@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import (
 
 from models.converter import ENCODING
 from starters.client import CcsError
+from tests.api_helpers import api  # noqa: F401  (fixture)
 from tests.conftest import CONVERTER, INTAKE
 from tests.helpers import CM, act, referral
 
@@ -181,3 +182,25 @@ async def _rejected_action_failure_is_encoded(env, cases):
     # Nothing of the rejected action is in the history, and the case did not move.
     assert_no_phi(b"".join(e.SerializeToString() for e in await raw_history(env.client, case_id)), "the history")
     assert (await cases.show(case_id)).stage == "intake"
+
+
+async def test_api_tables_hold_no_phi(api):
+    """Through the HTTP API: a referral with an Idempotency-Key, reads of the case and its
+    audit trail, a failed sign-in named after the child. No row of the API's tables (users,
+    failed sign-ins, access log, idempotency keys) holds the child's identifiers."""
+    from sqlalchemy import text
+
+    clerk = api.auth("intake_clerk", "Kern", "clerk.phi")
+    r = await api.http.post("/api/v1/referrals", json=child(), headers={**clerk, "Idempotency-Key": "phi-1"})
+    assert r.status_code == 201, r.text
+    case_id = r.json()["case_id"]
+    assert r.json()["child"]["first_name"] == FIRST  # the answer does carry PHI, to a signed-in reader
+    assert (await api.http.get(f"/api/v1/cases/{case_id}", headers=clerk)).status_code == 200
+    assert (await api.http.get(f"/api/v1/cases/{case_id}/audit", headers=clerk)).status_code == 200
+    await api.http.post("/api/v1/sign-in", json={"user_id": "clerk.phi", "password": f"{FIRST} {DOB}"})
+    async with api.services.engine.connect() as conn:
+        for table in ("users", "sign_in_failures", "access_log", "idempotency_keys"):
+            rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
+            assert_no_phi(repr(rows).encode(), f"the {table} table")
+        assert (await conn.execute(text("SELECT count(*) FROM access_log WHERE case_id = :c"),
+                                   {"c": case_id})).scalar() == 2
