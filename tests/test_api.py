@@ -224,3 +224,29 @@ async def test_an_unexpected_failure_is_a_problem_without_details(caplog):
 async def test_an_oidc_subject_an_actor_cannot_carry_is_refused(api):
     r = await api.http.get("/api/v1/me", headers=bearer(api.issuer.token(sub="auth0|12345")))
     assert r.status_code == 401 and "CCS_OIDC_USER_CLAIM" in r.json()["detail"]
+
+
+async def test_serve_connects_to_the_configured_services(dev_env, database_url, engine, tmp_path):
+    """`ccs serve` builds its services from the settings at start-up (the lifespan)."""
+    import httpx
+
+    from models.settings import Settings
+    from starters.api.app import create_app
+    from starters.api.settings import ApiSettings
+    from starters.api.users import Users
+    from activities.db import session_factory
+
+    settings = Settings(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+                        DATABASE_URL=database_url, CCS_HOME=str(tmp_path))
+    api_settings = ApiSettings(CCS_API_SECRET="serve-test-" + uuid.uuid4().hex)
+    name = f"sup.{uuid.uuid4().hex[:6]}"
+    password = await Users(session_factory(engine), api_settings).add(name, "supervisor", "Kern")
+    app = create_app(settings, api_settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ccs.test") as http:
+            token = (await http.post("/api/v1/sign-in", json={"user_id": name, "password": password})
+                     ).json()["access_token"]
+            r = await http.get("/api/v1/supervision/stuck", params={"min_days": 0}, headers=bearer(token))
+            assert r.status_code == 200 and "Kern" in r.json()["query"]
+            r = await http.get("/api/v1/cases/case-nosuchcase", headers=bearer(token))
+            assert r.status_code == 404
