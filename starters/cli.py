@@ -197,16 +197,16 @@ def parser() -> argparse.ArgumentParser:
     verb("migrate", cmd_migrate, "apply database migrations to DATABASE_URL")
     sp = verb("refer", cmd_refer, "submit a referral; prints the case_id and stage")
     sp.add_argument("file")
-    sp.add_argument("--actor", help="your user ID (default: $USER)")
-    sp.add_argument("--role", help="your role (default: intake_clerk)")
+    sp.add_argument("--actor", help=argparse.SUPPRESS)  # gone: you are who you signed in as
+    sp.add_argument("--role", help=argparse.SUPPRESS)
     sp = verb("show", cmd_show, "show a case's status")
     sp.add_argument("case_id")
     sp = verb("act", cmd_act, "take an action on a case; prints the new status")
     sp.add_argument("case_id")
     sp.add_argument("action")
     sp.add_argument("--data", help="JSON file with the action's data (see examples/actions/)")
-    sp.add_argument("--actor", help="acting user ID (overrides the file's actor.id)")
-    sp.add_argument("--role", help="acting role (overrides the file's actor.role)")
+    sp.add_argument("--actor", help=argparse.SUPPRESS)  # gone: you are who you signed in as
+    sp.add_argument("--role", help=argparse.SUPPRESS)
     from starters import supervisor
 
     supervisor.add_verbs(verb)

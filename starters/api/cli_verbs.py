@@ -80,9 +80,15 @@ def _status(data: dict):
     return CaseStatus.model_validate(data)
 
 
+def _no_actor_flags(args) -> None:
+    if getattr(args, "actor", None) or getattr(args, "role", None):
+        raise CcsError("--actor and --role are gone: you act as the person you signed in as (`ccs login`)")
+
+
 async def api_refer(args) -> None:
     from starters.cli import _emit
 
+    _no_actor_flags(args)
     status = _status(call("POST", "/api/v1/referrals", json=load_json(args.file)))
     _emit(args, status, f"case_id {status.case_id}\nstage   {status.stage}")
 
@@ -97,9 +103,8 @@ async def api_show(args) -> None:
 async def api_act(args) -> None:
     from starters.cli import _emit, render
 
+    _no_actor_flags(args)
     data = load_json(args.data) if args.data else {}
-    if args.actor or args.role:
-        raise CcsError("--actor and --role are gone: you act as the person you signed in as (`ccs login`)")
     data.pop("actor", None)  # the service sets the actor from the token
     status = _status(call("POST", f"/api/v1/cases/{args.case_id}/actions/{args.action}", json=data))
     _emit(args, status, render(status))
