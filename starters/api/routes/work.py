@@ -110,7 +110,7 @@ async def workload(request: Request, who: Principal = Depends(require_roles("sup
 async def access_log(request: Request, who: Principal = Depends(require_roles("auditor")),
                      case: Annotated[str | None, Query(pattern=CASE_ID, max_length=80)] = None,
                      user: Annotated[str | None, Query(pattern=PERSON_ID)] = None,
-                     after: Annotated[int, Query(ge=0)] = 0,
+                     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AccessEntry]:
     """Who read which case, when: for auditors. Page with `after` (the last `id` seen)."""
     rows = await read_access(request.app.state.services.sessions, case, user, after, limit, who.county)
