@@ -109,8 +109,10 @@ async def test_a_case_from_referral_to_reassignment(dev_env, engine, sessions, t
 
 async def _walk(walk: Walk, last_name: str) -> None:
     page = walk.page
-    # The clerk refers the child.
+    # The clerk refers the child. The first Tab reaches the skip link (keyboard users).
     await walk.sign_in("clerk")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
     await page.get_by_role("link", name="Refer a child").click()
     await walk.check("clerk-referral-form")
     labels = {"child.first_name": "#f-child-first_name", "child.last_name": "#f-child-last_name",
@@ -143,14 +145,25 @@ async def _walk(walk: Walk, last_name: str) -> None:
     await walk.act("Record eligibility", {"Residential in county": "true", "Full scope medi cal": True},
                    "cm-eligibility")
     await expect(page.get_by_text("medical review", exact=False).first).to_be_visible()
-    await walk.act("Add a case note", {"Contact": "phone_call", "Note": "Mother called: clinic visit on Tuesday"},
-                   "cm-note")
+    # A case note by keyboard alone: open the form, type, choose, send.
+    await page.locator("summary", has_text="Add a case note").focus()
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#f-add_note-note")).to_be_focused()
+    await page.keyboard.type("Mother called: clinic visit on Tuesday")
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#f-add_note-contact")).to_be_focused()
+    await page.locator("#f-add_note-contact").select_option("phone_call")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await walk.check("cm-note")
     await expect(page.get_by_text("Mother called: clinic visit on Tuesday")).to_be_visible()
 
     # The county medical consultant determines the condition.
     await walk.sign_in("doc")
-    await expect(page.get_by_text("Medical determination of C1")).to_be_visible()
-    await page.get_by_role("link", name=case_url.rsplit("/", 1)[1]).first.click()
+    mine = page.locator("tr", has_text=case_url.rsplit("/", 1)[1])
+    await expect(mine.get_by_text("Medical determination of C1")).to_be_visible()
+    await mine.get_by_role("link").click()
     await walk.act("Record medical determination", {"Condition id": "C1", "Eligible": "true",
                                                     "Reason": "Meets CCS medical eligibility"}, "doc-determination")
     await expect(page.get_by_text("eligible by", exact=False)).to_be_visible()

@@ -16,20 +16,20 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
-from temporalio.service import RPCError, RPCStatusCode
-
 from models.actions import ACTIONS, REQUEST_ACTIONS, REQUEST_ROLES
 from models.case import Actor, CaseStatus
+from models.counties import find_county
 from models.referral import Referral
 from starters.api.access_log import record_access
 from starters.api.auth import SESSION_COOKIE, Principal, current_principal
 from starters.api.problems import ApiProblem
 from starters.api.routes.cases import read_case
 from starters.api.scope import case_in_scope
-from starters.client import CcsError, case_id_for
+from starters.client import CcsError
 from starters.supervisor import WorkQueue, stuck
 from starters.web import forms, pages, timeliness
 from starters.web.find import FindError, find_child
+from starters.web.referrals import refer_and_tell
 from starters.web.humane import FILTERS, PACIFIC
 
 HERE = Path(__file__).resolve().parent
@@ -288,34 +288,15 @@ async def refer(request: Request, who: Principal = Depends(person)):
     data = forms.parse(values)
     try:
         referral = services.cases.validate_referral(data)
-        if who.county and referral.child.county.casefold() != who.county.casefold():
+        county = find_county(referral.child.county, services.cases.policy.counties)
+        if who.county and (county is None or county.name != who.county):
             raise CcsError("invalid referral", {"child.county": f"you refer children of {who.county} County only"})
-        case_id = case_id_for(referral.child, services.cases.secret)
-        existed = await _exists(services, case_id)
-        before = len((await services.cases.show(case_id)).conditions) if existed else 0
-        status = await services.cases.refer(referral, Actor(id=who.user_id, role=who.role))
+        status, outcome = await refer_and_tell(services.cases, referral, Actor(id=who.user_id, role=who.role))
     except (ValidationError, CcsError) as e:
         errors = forms.error_fields(e) if isinstance(e, ValidationError) else {"(form)": e.message, **e.fields}
         return render(request, "refer.html", who, 422, form=_referral_form(values, errors))
-    added = len(status.conditions) - before
-    if not existed:
-        outcome = "A new case was opened."
-    elif added:
-        outcome = f"Added to the existing case: {added} new condition(s) to determine."
-    else:
-        outcome = "Added to the existing case: these conditions were already on it."
-    await record_access(services.sessions, who, case_id, "web:refer")
+    await record_access(services.sessions, who, status.case_id, "web:refer")
     return render(request, "referred.html", who, case=status, outcome=outcome)
-
-
-async def _exists(services, case_id: str) -> bool:
-    try:
-        await services.cases.client.get_workflow_handle(case_id).describe()
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise CcsError(f"Temporal refused: {e.message}") from None
-    return True
 
 
 # ---- find a child -----------------------------------------------------------------------
