@@ -4,10 +4,11 @@ is tests/test_web_e2e.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -109,7 +110,17 @@ async def test_refer_act_refuse_and_scope(office):
 
 
 async def test_supervisor_pages_answer(office):
+    from models.case import Actor
+
+    referral = forms.parse({**REFERRAL_FORM, "child.last_name": f"Stuck{uuid.uuid4().hex[:6]}"})
+    case_id = (await office.services.cases.refer(referral, Actor(id="clerk.web", role="intake_clerk"))).case_id
     sup = await _browser(office, "sup")
+    for _ in range(50):  # visibility shows a new case within moments
+        stuck = await sup.get("/supervisor/stuck?min_days=0")
+        if case_id in stuck.text:
+            break
+        await asyncio.sleep(0.1)
+    assert case_id in stuck.text and "intake" in _text(stuck.text)
     for path, words in (("/supervisor/stuck", "stuck case(s)"), ("/supervisor/overdue", "task(s)"),
                         ("/supervisor/workload", "Open cases per county and stage"),
                         ("/supervisor/timeliness", "CMS-0057-F")):
@@ -154,3 +165,44 @@ async def test_demo_fills_every_stage_once(office, database_url, monkeypatch):
     await demo.add_demo(None, office.app.state.api_settings, said.append)
     assert "  demo children  0 added, one in every stage (last name Sample)" in said
     assert any("demo people exist already" in line for line in said)
+
+
+async def test_timeliness_figures_from_the_audit_log(engine):
+    """One county's month: two determinations (3 and 41 days after referral), two Notices of
+    Action (one sent in time), two routine authorizations (one approved in time, one denied late)."""
+    from sqlalchemy import insert
+
+    from activities.tables import CaseRow, OutboxRow
+    from starters.web.timeliness import figures
+
+    county, at = f"Testshire{uuid.uuid4().hex[:6]}", datetime(2026, 3, 2, 18, tzinfo=timezone.utc)
+    day = timedelta(days=1)
+
+    def step(case, action, when, source=None, **detail):
+        return dict(case_id=case, source=source or case, seq=int(when.timestamp()) % 100000, at=when,
+                    actor_id="t", actor_role="case_manager", action=action, stage="active", county=county,
+                    detail=detail)
+
+    a, b = f"{county}-a", f"{county}-b"
+    rows = [step(a, "refer", at - 3 * day), step(a, "record_medical_determination", at),
+            step(b, "refer", at - 40 * day), step(b, "record_medical_determination", at + day),
+            step(a, "request_authorization", at, f"{a}-sar-1", urgency="routine"),
+            step(a, "decide_authorization", at + 2 * day, f"{a}-sar-1", decision="approve", late=False),
+            step(b, "request_authorization", at, f"{b}-sar-1", urgency="routine"),
+            step(b, "decide_authorization", at + 8 * day, f"{b}-sar-1", decision="deny", late=True)]
+    async with engine.begin() as conn:
+        await conn.execute(insert(AuditRow), rows)
+        await conn.execute(insert(CaseRow), [dict(case_id=c, stage="active", stage_since=at, county=county,
+                                                  jurisdiction="county", case_manager=None, next_deadline=None,
+                                                  conditions=[], opened_at=at, last_seq=1) for c in (a, b)])
+        await conn.execute(insert(OutboxRow), [
+            dict(key=f"{a}/noa", case_id=a, kind="notice_of_action", recipient="family", subject="s", body="b",
+                 status="sent", created_at=at, sent_at=at + day),
+            dict(key=f"{b}/noa", case_id=b, kind="notice_of_action", recipient="family", subject="s", body="b",
+                 status="sent", created_at=at, sent_at=at + 9 * day)])
+    figs = await figures(engine, county, now=at + 30 * day)
+    assert figs["determination_days"] == [{"month": "2026-03", "cases": 2, "median": 22.0, "buckets": [1, 0, 0, 1, 0]}]
+    assert figs["noa"] == [{"month": "2026-03", "within": 1, "total": 2, "percent": 50.0}]
+    (auth,) = figs["authorizations"]
+    assert (auth["urgency"], auth["decided"], auth["in_time_percent"], auth["approved_percent"],
+            auth["denied_percent"], auth["mean_days"], auth["median_days"]) == ("standard", 2, 50.0, 50.0, 50.0, 5.0, 5.0)

@@ -348,6 +348,7 @@ async def stuck_page(request: Request, stage: str = "", case_manager: str = "", 
     except CcsError as e:
         error = e.message
     _times(result["cases"], "next_deadline")
+    _times(result["cases"], "since")
     return render(request, "stuck.html", who, 422 if error else 200, result=result, error=error,
                   filters={"stage": stage, "case_manager": case_manager, "min_days": min_days,
                            "county": county or ""})

@@ -7,13 +7,12 @@ expedited apart)."""
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from activities.tables import AuditRow, OutboxRow
-from starters.web.humane import local
+from activities.tables import AuditRow
+from starters.web.humane import PACIFIC, local
 
 NOA_WITHIN = timedelta(days=7)
 DAY_BUCKETS = ((0, 7), (8, 14), (15, 30), (31, 60), (61, None))
@@ -27,60 +26,56 @@ def _share(hits: int, total: int) -> float | None:
     return round(100 * hits / total, 1) if total else None
 
 
+_DAYS = text("""
+WITH referred AS (
+    SELECT case_id, min(at) AS at FROM audit_log WHERE action = 'refer' AND (CAST(:county AS varchar) IS NULL OR county = :county)
+    GROUP BY case_id),
+decided AS (
+    SELECT case_id, min(at) AS at FROM audit_log
+    WHERE action = 'record_medical_determination' AND (CAST(:county AS varchar) IS NULL OR county = :county) GROUP BY case_id),
+spans AS (
+    SELECT to_char(d.at AT TIME ZONE :tz, 'YYYY-MM') AS month, extract(day FROM d.at - r.at)::int AS days
+    FROM decided d JOIN referred r USING (case_id) WHERE d.at >= :since)
+SELECT month, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY days),
+       count(*) FILTER (WHERE days <= 7), count(*) FILTER (WHERE days BETWEEN 8 AND 14),
+       count(*) FILTER (WHERE days BETWEEN 15 AND 30), count(*) FILTER (WHERE days BETWEEN 31 AND 60),
+       count(*) FILTER (WHERE days > 60)
+FROM spans GROUP BY month ORDER BY month
+""")
+_NOA = text("""
+SELECT to_char(o.created_at AT TIME ZONE :tz, 'YYYY-MM') AS month,
+       count(*) FILTER (WHERE o.sent_at IS NOT NULL AND o.sent_at - o.created_at <= :within), count(*)
+FROM outbox o WHERE o.kind = 'notice_of_action' AND o.created_at >= :since
+  AND (CAST(:county AS varchar) IS NULL OR o.case_id IN (SELECT case_id FROM cases WHERE county = :county))
+GROUP BY month ORDER BY month
+""")
+
+
 async def figures(engine, county: str | None, months: int = 12, now: datetime | None = None) -> dict:
+    """The figures of the last ``months`` months; the sums run in PostgreSQL."""
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(days=31 * months)
-    audit = select(AuditRow.case_id, AuditRow.source, AuditRow.action, AuditRow.at, AuditRow.detail).where(
-        AuditRow.at >= since - timedelta(days=365),
-        AuditRow.action.in_(("refer", "record_medical_determination", "request_authorization",
-                             "decide_authorization")))
-    noas = select(OutboxRow.case_id, OutboxRow.created_at, OutboxRow.sent_at).where(
-        OutboxRow.kind == "notice_of_action", OutboxRow.created_at >= since)
+    args = {"county": county, "since": since, "tz": PACIFIC.key}
+    sars = select(AuditRow.source, AuditRow.action, AuditRow.at, AuditRow.detail).where(
+        AuditRow.action.in_(("request_authorization", "decide_authorization")), AuditRow.at >= since - timedelta(days=30))
     if county:
-        audit = audit.where(AuditRow.county == county)
-        noas = noas.where(OutboxRow.case_id.in_(select(AuditRow.case_id).where(AuditRow.county == county)))
+        sars = sars.where(AuditRow.county == county)
     async with engine.connect() as conn:
-        rows = (await conn.execute(audit.order_by(AuditRow.at))).all()
-        notices = (await conn.execute(noas)).all()
+        days = (await conn.execute(_DAYS, args)).all()
+        noas = (await conn.execute(_NOA, {**args, "within": NOA_WITHIN})).all()
+        auth = (await conn.execute(sars.order_by(AuditRow.at))).all()
     return {
-        "noa": _noa(notices, now),
-        "determination_days": _determination_days(rows, since),
-        "authorizations": _authorizations(rows, since),
+        "noa": [{"month": m, "within": w, "total": t, "percent": _share(w, t)} for m, w, t in noas],
+        "determination_days": [{"month": m, "cases": n, "median": round(float(med), 1), "buckets": list(b)}
+                               for m, n, med, *b in days],
+        "authorizations": _authorizations(auth, since),
     }
-
-
-def _noa(notices, now: datetime) -> list[dict]:
-    by_month: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for _, created, sent in notices:
-        m = by_month[_month(created)]
-        m[1] += 1
-        m[0] += sent is not None and sent - created <= NOA_WITHIN
-    return [{"month": k, "within": v[0], "total": v[1], "percent": _share(*v)} for k, v in sorted(by_month.items())]
-
-
-def _determination_days(rows, since: datetime) -> list[dict]:
-    referred: dict[str, datetime] = {}
-    decided: dict[str, datetime] = {}
-    for case_id, _, action, at, _ in rows:
-        if action == "refer":
-            referred.setdefault(case_id, at)
-        elif action == "record_medical_determination":
-            decided.setdefault(case_id, at)
-    by_month: dict[str, list[int]] = defaultdict(list)
-    for case_id, at in decided.items():
-        if at >= since and case_id in referred:
-            by_month[_month(at)].append((at - referred[case_id]).days)
-    out = []
-    for month, days in sorted(by_month.items()):
-        counts = [sum(lo <= d and (hi is None or d <= hi) for d in days) for lo, hi in DAY_BUCKETS]
-        out.append({"month": month, "cases": len(days), "median": statistics.median(days), "buckets": counts})
-    return out
 
 
 def _authorizations(rows, since: datetime) -> list[dict]:
     asked: dict[str, tuple[datetime, str]] = {}
     groups: dict[tuple[str, str], dict] = {}
-    for _, source, action, at, detail in rows:
+    for source, action, at, detail in rows:
         if action == "request_authorization":
             asked[source] = (at, detail.get("urgency", "routine"))
         elif action == "decide_authorization" and source in asked and at >= since:
