@@ -206,3 +206,50 @@ async def test_timeliness_figures_from_the_audit_log(engine):
     (auth,) = figs["authorizations"]
     assert (auth["urgency"], auth["decided"], auth["in_time_percent"], auth["approved_percent"],
             auth["denied_percent"], auth["mean_days"], auth["median_days"]) == ("standard", 2, 50.0, 50.0, 50.0, 5.0, 5.0)
+
+
+async def test_meals_and_lodging_from_request_to_reimbursement(office):
+    """The family's trip through the web forms: the request (route shown), the decision,
+    receipts with one field wrong (nothing changed), then the reimbursement as computed."""
+    from models.case import Actor
+    from starters.web.humane import PACIFIC
+
+    cases = office.services.cases
+    referral = forms.parse({**REFERRAL_FORM, "child.last_name": f"Trip{uuid.uuid4().hex[:6]}"})
+    case_id = (await cases.refer(referral, Actor(id="clerk.web", role="intake_clerk"))).case_id
+    cm = {"actor": {"id": office.users["cm"], "role": "case_manager"}}
+    for name, data in (("record_application", {}), ("record_records", {}),
+                       ("record_eligibility", {"finances": {"residential_in_county": True, "full_scope_medi_cal": True}})):
+        await cases.act(case_id, name, {**cm, **data})
+    await cases.act(case_id, "record_medical_determination", {
+        "actor": {"id": office.users["doc"], "role": "medical_consultant"}, "condition_id": "C1", "eligible": True,
+        "reason": "eligible"})
+    today = datetime.now(PACIFIC).date().isoformat()
+    http = await _browser(office, "cm")
+    r = await http.post(f"/cases/{case_id}/actions/request_meals_lodging", data={
+        "request.travel_start": today, "request.travel_end": today, "request.travellers.0.relationship": "parent",
+        "request.condition_id": "C1", "request.treatment": "Urgent clinic visit", "request.emergency": "true",
+        "request.estimated.meals": "15", "request.estimated.parking": "12"})
+    assert r.status_code == 303, _text(r.text)[:2000]
+    request_id = f"{case_id}-ml-1"
+    for _ in range(50):  # the case starts the request's own workflow a moment later
+        page = await http.get(f"/cases/{case_id}/requests/{request_id}")
+        if page.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert "exception review" in page.text and "awaiting decision" in page.text
+    r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/decide_meals_lodging",
+                        data={"decision": "approve"})
+    assert r.status_code == 303
+    receipts = {"items.0.category": "meals", "items.0.amount": "14.50", "items.0.spent_on": today,
+                "items.1.category": "parking", "items.1.amount": "12", "items.1.spent_on": "2001-01-01",
+                "final": "true"}
+    r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/submit_receipts", data=receipts)
+    assert r.status_code == 422 and "outside the trip" in r.text and "Nothing was changed" in r.text
+    assert (await cases.show(request_id)).receipts == []
+    r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/submit_receipts",
+                        data={**receipts, "items.1.spent_on": today})
+    assert r.status_code == 303
+    page = await http.get(r.headers["location"])
+    assert "Reimbursement as computed: $26.50" in _text(page.text)
+    await http.aclose()
