@@ -142,7 +142,7 @@ async def _walk(walk: Walk, last_name: str) -> None:
     await walk.act("Record eligibility", {"Program": "treatment"}, "cm-eligibility-refused")
     await expect(page.get_by_text("Nothing was changed")).to_be_visible()
     await expect(page.locator("#f-record_eligibility-finances-residential_in_county-error")).to_contain_text("required")
-    await walk.act("Record eligibility", {"Residential in county": "true", "Full scope medi cal": True},
+    await walk.act("Record eligibility", {"Residential in county": "true", "Full-scope Medi-Cal": True},
                    "cm-eligibility")
     await expect(page.get_by_text("medical review", exact=False).first).to_be_visible()
     # A case note by keyboard alone: open the form, type, choose, send.
@@ -164,7 +164,7 @@ async def _walk(walk: Walk, last_name: str) -> None:
     mine = page.locator("tr", has_text=case_url.rsplit("/", 1)[1])
     await expect(mine.get_by_text("Medical determination of C1")).to_be_visible()
     await mine.get_by_role("link").click()
-    await walk.act("Record medical determination", {"Condition id": "C1", "Eligible": "true",
+    await walk.act("Record medical determination", {"Condition (C1, C2, ...)": "C1", "Eligible": "true",
                                                     "Reason": "Meets CCS medical eligibility"}, "doc-determination")
     await expect(page.get_by_text("eligible by", exact=False)).to_be_visible()
 
@@ -177,7 +177,7 @@ async def _walk(walk: Walk, last_name: str) -> None:
     start = datetime.now(PACIFIC).date() + timedelta(days=14)
     await walk.act("Request meals lodging", {
         "Travel start": start.isoformat(), "Travel end": (start + timedelta(days=1)).isoformat(),
-        "Relationship": "parent", "Nights": "1", "Condition id": "C1", "Treatment": "Pulmonology clinic visit",
+        "Relationship": "parent", "Nights": "1", "Condition (C1, C2, ...)": "C1", "Treatment": "Pulmonology clinic visit",
         "Meals": "60", "Lodging": "140"}, "cm-meals-lodging")
     await expect(page.get_by_text("Done: request meals lodging.")).to_be_visible()
     await page.get_by_role("link", name=re.compile(r"-ml-1$")).click()

@@ -59,8 +59,15 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+# Labels in a case manager's words where the field name is not.
+LABELS = {"family_agi": "Family AGI (adjusted gross income)", "full_scope_medi_cal": "Full-scope Medi-Cal",
+          "medi_cal": "Medi-Cal", "full_scope": "Full-scope Medi-Cal", "cin": "Medi-Cal number (CIN)",
+          "icd10": "ICD-10-CM code", "condition_id": "Condition (C1, C2, ...)", "task_id": "Task (T1, T2, ...)",
+          "request_id": "Request", "round_trip_miles": "Round-trip miles", "mtp": "MTP"}
+
+
 def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 def _hint(info: FieldInfo, kind: str) -> str | None:
