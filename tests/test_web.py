@@ -20,7 +20,7 @@ from activities.tables import AuditRow
 from models.actions import ACTIONS, RecordEligibility
 from starters.web import forms
 from starters.web.humane import human_date, human_time, time_left
-from tests.web_helpers import PASSWORD, REFERRAL_FORM, open_office
+from tests.web_helpers import CLIENT, PASSWORD, REFERRAL_FORM, open_office
 
 
 def test_forms_come_from_the_action_models():
@@ -51,7 +51,7 @@ async def office(dev_env, engine, sessions, tmp_path_factory):
 
 
 async def _browser(office, who: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=office.app), base_url="http://ccs.test")
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=office.app, client=CLIENT), base_url="http://ccs.test")
     r = await http.post("/sign-in", data={"user_id": office.users[who], "password": PASSWORD, "next": "/"})
     assert r.status_code == 303, r.text
     return http
@@ -62,7 +62,7 @@ def _text(html: str) -> str:
 
 
 async def test_a_page_sends_a_stranger_to_sign_in(office):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=office.app), base_url="http://ccs.test") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=office.app, client=CLIENT), base_url="http://ccs.test") as http:
         r = await http.get("/")
         assert r.status_code == 303 and r.headers["location"].startswith("/sign-in")
         r = await http.post("/sign-in", data={"user_id": office.users["cm"], "password": "wrong-password-1"})

@@ -36,7 +36,9 @@ async def open_office(dev_env, engine, sessions, tmp) -> tuple[Office, object]:
     notifier = Notifier(sessions, MailboxChannel(tmp / "mailbox"), "ccs@county.example", "supervisor@county.example")
     queue = f"tq-web-{uuid.uuid4().hex[:8]}"
     cases = cases_for(dev_env, queue, POLICY)
-    settings = ApiSettings(CCS_API_SECRET="test-" + os.urandom(16).hex())
+    # Other tests' failed sign-ins share this database and the address 127.0.0.1: the address
+    # throttle would refuse this office's people (the per-user throttle still holds).
+    settings = ApiSettings(CCS_API_SECRET="test-" + os.urandom(16).hex(), CCS_SIGNIN_MAX_PER_ADDRESS=1_000_000)
     services = build_services(cases, engine, settings, settings.token_secret.encode())
     run = uuid.uuid4().hex[:6]
     users = {}
@@ -46,6 +48,9 @@ async def open_office(dev_env, engine, sessions, tmp) -> tuple[Office, object]:
     worker = build_worker(dev_env.client, queue, CaseActivities(sessions, notifier))
     return Office(create_app(api=settings, services=services), services, users), worker
 
+
+# The web tests' own client address: their failed sign-ins count against no other test's.
+CLIENT = ("10.13.0.1", 4313)
 
 REFERRAL_FORM = {
     "child.first_name": "Rosa", "child.last_name": "Synthetic", "child.date_of_birth": "2017-04-09",
