@@ -80,6 +80,7 @@ class Walk:
             else:
                 await field.fill(value)
         await form.get_by_role("button", name=title).click()
+        await page.wait_for_load_state()
         await self.check(shot)
 
 
@@ -156,6 +157,7 @@ async def _walk(walk: Walk, last_name: str) -> None:
     await page.locator("#f-add_note-contact").select_option("phone_call")
     await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
+    await expect(page.get_by_text("Done: add note.")).to_be_visible()
     await walk.check("cm-note")
     await expect(page.get_by_text("Mother called: clinic visit on Tuesday")).to_be_visible()
 
