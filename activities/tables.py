@@ -152,3 +152,50 @@ class LegalHoldRow(Base):
     placed_at: Mapped[datetime]
     released_by: Mapped[str | None] = mapped_column(String(64))
     released_at: Mapped[datetime | None]
+# ---- HTTP API (starters/api): people, sign-in throttling, reads of case records ------------
+
+class UserRow(Base):
+    """An embedded user (the default when no OpenID Connect issuer is configured)."""
+
+    __tablename__ = "users"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    county: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    password_set_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SignInFailureRow(Base):
+    """One failed sign-in: counted per user and per address to throttle guessing."""
+
+    __tablename__ = "sign_in_failures"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class AccessRow(Base):
+    """Append-only: a person read a case, its audit trail or a request. No PHI."""
+
+    __tablename__ = "access_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    user_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    what: Mapped[str] = mapped_column(String(96))
+
+
+class IdempotencyRow(Base):
+    """A referral submitted with an Idempotency-Key: a retry returns the same case."""
+
+    __tablename__ = "idempotency_keys"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # HMAC of the request body (never the body: it holds PHI), to refuse a reused key.
+    body_mac: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

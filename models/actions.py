@@ -125,6 +125,11 @@ class ConfirmDifferentChildren(Action):
     """A supervisor's decision on a possible duplicate: two children, two cases."""
 
     other_case_id: str = Field(pattern=CASE_ID.pattern)
+class AddNote(Action):
+    """A case note: a phone call, a visit or any contact worth keeping on the case."""
+
+    contact: Literal["phone_call", "email", "in_person", "letter", "other"]
+    note: str = Field(min_length=1, max_length=2000, description="what was said or done")
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "record_fee_payment": ActionSpec(RecordFeePayment, ("active",), STAFF, "the enrollment fee"),
     "complete_task": ActionSpec(CompleteTask, OPEN, (*STAFF, "medical_consultant", "state_reviewer", "intake_clerk"), "an open task to be completed"),
     "close_case": ActionSpec(CloseCase, OPEN, STAFF, "a closure"),
+    "add_note": ActionSpec(AddNote, OPEN, (*STAFF, "intake_clerk"), "a case note"),
     "request_meals_lodging": ActionSpec(RequestMealsLodging, ("active",), STAFF, "a meals and lodging request"),
     "request_authorization": ActionSpec(RequestAuthorization, ("active",), (*STAFF, "medical_consultant"),
                                         "a service authorization request"),
@@ -170,6 +176,13 @@ REQUEST_ACTIONS: dict[str, type] = {
     "submit_receipts": SubmitReceipts,
     "decide_authorization": DecideAuthorization,
     "extend_authorization": ExtendAuthorization,
+}
+# Who may take each request action; the request workflows check the same tuples.
+REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
+    "decide_meals_lodging": STAFF,
+    "submit_receipts": (*STAFF, "intake_clerk"),
+    "decide_authorization": (*STAFF, "medical_consultant"),
+    "extend_authorization": (*STAFF, "medical_consultant"),
 }
 
 # What each stage waits for, in a case manager's words.

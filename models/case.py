@@ -15,7 +15,8 @@ from models.referral import Child, MediCal, Referral, Referrer, ReferrerKind
 Stage = Literal["intake", "records", "eligibility", "medical_review", "denied", "appeal", "active", "closed"]
 STAGES: tuple[str, ...] = ("intake", "records", "eligibility", "medical_review", "denied", "appeal", "active", "closed")
 Jurisdiction = Literal["county", "state"]
-Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system"]
+Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system",
+               "auditor", "admin"]
 ClosureReason = Literal[
     "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible", "merged"
 ]
@@ -121,6 +122,16 @@ class Appeal(_Model):
     hearing_requested_on: date | None = None
 
 
+class CaseNote(_Model):
+    """A note a person kept on the case; its text lives only in the (encrypted) case state."""
+
+    at: datetime
+    by: str
+    role: Role
+    contact: str
+    text: str
+
+
 class Closure(_Model):
     reason: ClosureReason
     on: date
@@ -217,6 +228,7 @@ class CaseStatus(_Model):
     possible_duplicates: list[PossibleDuplicate] = Field(default_factory=list)
     # Read from the case record in PostgreSQL: Temporal no longer holds the (closed) workflow.
     from_record: bool = False
+    notes: list[CaseNote] = Field(default_factory=list)
 
 
 class CaseInput(_Model):
@@ -269,6 +281,7 @@ class CaseState(_Model):
     request_counter: int = 0
     requests_to_start: list[RequestStart] = Field(default_factory=list)
     possible_duplicates: dict[str, PossibleDuplicate] = Field(default_factory=dict)
+    notes: list[CaseNote] = Field(default_factory=list)
 
 
 # CaseState, CaseStatus and CaseInput refer to request models (RequestSummary, RequestStart):

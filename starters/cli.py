@@ -190,7 +190,7 @@ async def cmd_act(args) -> None:
 async def cmd_up(args) -> None:
     from workers.stack import up
 
-    await up(_settings())
+    await up(_settings(), demo=args.demo)
 
 
 async def cmd_worker(args) -> None:
@@ -225,14 +225,15 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    verb("up", cmd_up, "run the whole stack on this machine")
+    verb("up", cmd_up, "run the whole stack on this machine").add_argument(
+        "--demo", action="store_true", help="add demo people (passwords printed once) and synthetic children")
     verb("worker", cmd_worker, "run a worker against the configured services")
     verb("codec-server", cmd_codec_server, "run the codec server for the Web UI and CLI")
     verb("migrate", cmd_migrate, "apply database migrations to DATABASE_URL")
     sp = verb("refer", cmd_refer, "submit a referral; prints the case_id and stage")
     sp.add_argument("file")
-    sp.add_argument("--actor", help="your user ID (default: $USER)")
-    sp.add_argument("--role", help="your role (default: intake_clerk)")
+    sp.add_argument("--actor", help=argparse.SUPPRESS)  # gone: you are who you signed in as
+    sp.add_argument("--role", help=argparse.SUPPRESS)
     verb("reindex", cmd_reindex, "add open cases to the identity index (cases opened before it existed)")
     sp = verb("show", cmd_show, "show a case's status")
     sp.add_argument("case_id")
@@ -240,14 +241,17 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("case_id")
     sp.add_argument("action")
     sp.add_argument("--data", help="JSON file with the action's data (see examples/actions/)")
-    sp.add_argument("--actor", help="acting user ID (overrides the file's actor.id)")
-    sp.add_argument("--role", help="acting role (overrides the file's actor.role)")
+    sp.add_argument("--actor", help=argparse.SUPPRESS)  # gone: you are who you signed in as
+    sp.add_argument("--role", help=argparse.SUPPRESS)
     from starters import supervisor
 
     supervisor.add_verbs(verb)
     from starters import records
 
     records.add_verbs(verb)
+    from starters.api import cli_verbs
+
+    cli_verbs.add_verbs(verb, sub)  # person verbs go through the HTTP API
     return p
 
 

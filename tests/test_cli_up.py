@@ -35,7 +35,8 @@ def stack_env():
     policy.write_text('[records]\nreminder_every = "PT2S"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CCS_", "TEMPORAL_")) and k != "DATABASE_URL"}
     env.update(CCS_HOME=str(home / "data"), TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
-               CCS_TEMPORAL_UI_PORT=str(free_port()), CCS_CODEC_PORT=str(free_port()), CCS_POLICY=str(policy))
+               CCS_TEMPORAL_UI_PORT=str(free_port()), CCS_CODEC_PORT=str(free_port()), CCS_POLICY=str(policy),
+               CCS_API_PORT=str(free_port()))
     yield env
     shutil.rmtree(home, ignore_errors=True)
 
@@ -51,6 +52,7 @@ def start(env) -> subprocess.Popen:
             break
         lines.append(line)
         if "Press Ctrl-C" in line:
+            proc.startup = "".join(lines)
             return proc
     proc.kill()
     raise AssertionError("ccs up did not come up:\n" + "".join(lines))
@@ -63,8 +65,9 @@ def stop(proc: subprocess.Popen) -> None:
     assert "stopped" in out
 
 
-def ccs(env, *args, ok=True) -> subprocess.CompletedProcess:
-    result = subprocess.run([CCS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+def ccs(env, *args, ok=True, input=None) -> subprocess.CompletedProcess:
+    result = subprocess.run([CCS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            input=input)
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -76,6 +79,16 @@ def test_ccs_up_refer_show_act_restart(stack_env):
     try:
         again = ccs(env, "up", ok=False)
         assert again.returncode == 2 and "already taken" in again.stderr and "Traceback" not in again.stderr
+
+        # An empty database: a first administrator, its one-time password printed once.
+        assert "first administrator   user admin, one-time password " in proc.startup
+        refused = ccs(env, "refer", "examples/referral.json", ok=False)
+        assert refused.returncode == 2 and "ccs login" in refused.stderr
+        added = json.loads(ccs(env, "user", "add", "sup.kern", "--role", "supervisor", "--county", "Kern",
+                               "--json").stdout)
+        bad = ccs(env, "login", "sup.kern", "--password-stdin", input="not-the-password\n", ok=False)
+        assert bad.returncode == 2 and "wrong user ID or password" in bad.stderr
+        ccs(env, "login", "sup.kern", "--password-stdin", input=added["password"] + "\n")
 
         referred = json.loads(ccs(env, "refer", "examples/referral.json", "--json").stdout)
         case_id = referred["case_id"]
@@ -109,6 +122,7 @@ def test_ccs_up_refer_show_act_restart(stack_env):
 
     proc = start(env)
     try:
+        assert "one-time password" not in proc.startup
         status = json.loads(ccs(env, "show", case_id, "--json").stdout)
         assert status["stage"] == "records" and status["case_id"] == case_id
     finally:

@@ -45,6 +45,7 @@ EXPECTED_SERVICES = {
     "ccs-migrate",
     "ccs-worker",
     "ccs-codec",
+    "ccs-api",
 }
 
 
@@ -111,7 +112,9 @@ def _settings_aliases() -> set[str]:
             if isinstance(first, str):
                 names.add(first)
 
-    for field in Settings.model_fields.values():
+    from starters.api.settings import ApiSettings
+
+    for field in [*Settings.model_fields.values(), *ApiSettings.model_fields.values()]:
         add(field.validation_alias)
         add(field.alias)
     # pydantic-settings matches environment names case-insensitively by default.

@@ -28,10 +28,19 @@ def supervisor_tasks(env, case_id: str) -> list[str]:
     return [t["kind"] for t in status["open_tasks"] if t["kind"].startswith("possible_duplicate")]
 
 
+def sign_in(env, user: str, role: str) -> str:
+    """Add a Kern user (as the operator) and sign in as them: person verbs act as who signed in."""
+    added = json.loads(ccs(env, "user", "add", user, "--role", role, "--county", "Kern", "--json").stdout)
+    ccs(env, "login", user, "--password-stdin", input=added["password"] + "\n")
+    return added["password"]
+
+
 def test_identity_scenarios_through_ccs_refer(stack_env, tmp_path):
     env = stack_env
     proc = start(env)
     try:
+        supervisor = sign_in(env, "sup.kern", "supervisor")
+        sign_in(env, "clerk.kern", "intake_clerk")
         first = refer(env, write(tmp_path, "maria", "91234567A"))
         assert first["identity"] == "new_case" and first["duplicate_referral"] is False
         case_id = first["case_id"]
@@ -56,8 +65,11 @@ def test_identity_scenarios_through_ccs_refer(stack_env, tmp_path):
 
         # The supervisor decides: two children. The task closes on both cases.
         decision = tmp_path / "different.json"
-        decision.write_text(json.dumps({"actor": {"id": "sup.nguyen", "role": "supervisor"},
-                                        "other_case_id": case_id}))
+        decision.write_text(json.dumps({"other_case_id": case_id}))
+        clerk_tries = ccs(env, "act", other["case_id"], "confirm_different_children", "--data", str(decision),
+                          ok=False)
+        assert clerk_tries.returncode == 2 and "supervisor" in clerk_tries.stderr  # a clerk cannot decide
+        ccs(env, "login", "sup.kern", "--password-stdin", input=supervisor + "\n")
         ccs(env, "act", other["case_id"], "confirm_different_children", "--data", str(decision), "--json")
         assert supervisor_tasks(env, other["case_id"]) == []
         assert supervisor_tasks(env, case_id) == []

@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import (
 
 from models.converter import ENCODING
 from starters.client import CcsError
+from tests.api_helpers import api  # noqa: F401  (fixture)
 from tests.conftest import CONVERTER, INTAKE
 from tests.helpers import CM, act, referral
 
@@ -201,3 +202,23 @@ async def test_identity_index_holds_no_phi(ts_worker, sessions):
     assert sorted(r.kind for r in rows) == ["cin", "last_dob", "name_dob"]
     assert_no_phi(repr([tuple(r) for r in rows]).encode(), "the identity index")
     assert_no_phi(answer.case_id.encode(), "the case ID")
+async def test_api_tables_hold_no_phi(api):
+    """Through the HTTP API: a referral with an Idempotency-Key, reads of the case and its
+    audit trail, a failed sign-in named after the child. No row of the API's tables (users,
+    failed sign-ins, access log, idempotency keys) holds the child's identifiers."""
+    from sqlalchemy import text
+
+    clerk = api.auth("intake_clerk", "Kern", "clerk.phi")
+    r = await api.http.post("/api/v1/referrals", json=child(), headers={**clerk, "Idempotency-Key": "phi-1"})
+    assert r.status_code == 201, r.text
+    case_id = r.json()["case_id"]
+    assert r.json()["status"]["child"]["first_name"] == FIRST  # the answer does carry PHI, to a signed-in reader
+    assert (await api.http.get(f"/api/v1/cases/{case_id}", headers=clerk)).status_code == 200
+    assert (await api.http.get(f"/api/v1/cases/{case_id}/audit", headers=clerk)).status_code == 200
+    await api.http.post("/api/v1/sign-in", json={"user_id": "clerk.phi", "password": f"{FIRST} {DOB}"})
+    async with api.services.engine.connect() as conn:
+        for table in ("users", "sign_in_failures", "access_log", "idempotency_keys"):
+            rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
+            assert_no_phi(repr(rows).encode(), f"the {table} table")
+        assert (await conn.execute(text("SELECT count(*) FROM access_log WHERE case_id = :c"),
+                                   {"c": case_id})).scalar() == 2

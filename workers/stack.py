@@ -20,6 +20,7 @@ from models.settings import Settings
 from starters.client import CcsError, connect
 from workers.codec_server import start_codec_server
 from workers.schedules import ensure_purge_schedule, set_namespace_retention
+from starters.api.codec_auth import phi_readers_only
 from workers.worker import build_activities, build_worker, ensure_search_attributes
 
 log = logging.getLogger("ccs")
@@ -129,12 +130,17 @@ def _stop_signals() -> asyncio.Event:
     return stop
 
 
-async def up(settings: Settings, echo=print) -> None:
+async def up(settings: Settings, echo=print, demo: bool = False) -> None:
+    from starters.api.serve import start_in_stack
+    from starters.api.settings import ApiSettings
+
     _cache_bytecode()
+    api = ApiSettings()
     settings.home_dir.mkdir(parents=True, exist_ok=True)
     host, port = _host_port(settings.temporal_address)
     for what, h, p in (("Temporal", host, port), ("Temporal Web UI", host, settings.temporal_ui_port),
-                       ("codec server", settings.codec_host, settings.codec_port)):
+                       ("codec server", settings.codec_host, settings.codec_port),
+                       ("HTTP API", api.host, api.port)):
         if not _port_free(h if h != "localhost" else "127.0.0.1", p):
             raise CcsError(f"port {p} ({what}) is already taken: is `ccs up` already running? "
                            "Stop it, or set another port in the environment")
@@ -163,16 +169,24 @@ async def up(settings: Settings, echo=print) -> None:
                               policy.retention)
         await stack.enter_async_context(worker)
         stack.callback(asyncio.create_task(activities.notifier.dispatch_forever()).cancel)
+        api_server, api_task = await start_in_stack(settings, api, echo)
+        stack.push_async_callback(_stop_api, api_server, api_task)
         pg = "embedded PostgreSQL in " + str(settings.home_dir / "pg") if settings.embedded else "DATABASE_URL"
         echo(f"CCS is up (binary {binary})")
         echo(f"  Temporal       {host}:{port}  namespace {settings.temporal_namespace}, closed workflows kept "
              f"{settings.temporal_retention.days} days (records: PostgreSQL)")
         echo(f"  Web UI         http://localhost:{settings.temporal_ui_port}")
         echo(f"  codec server   http://{settings.codec_host}:{settings.codec_port}")
+        echo(f"  HTTP API       http://{api.host}:{api.port}/api/v1  (docs: /docs)")
+        echo(f"  web app        http://{api.host}:{api.port}/")
         echo(f"  database       {pg}")
         echo(f"  worker         task queue {settings.task_queue}")
         echo(f"  notices        {settings.mailbox if settings.notify_channel == 'mailbox' else 'SMTP ' + settings.smtp_host}")
         echo(f"  data           {settings.home_dir}")
+        if demo:
+            from starters.web.demo import add_demo
+
+            await add_demo(settings, api, echo)
         echo("Press Ctrl-C to stop.")
         await stop.wait()
         echo("stopping...")
@@ -184,10 +198,15 @@ async def up(settings: Settings, echo=print) -> None:
 async def _codec_server(settings: Settings, keyring, cors_origin: str):
     try:
         return await start_codec_server(EncryptionCodec(keyring.keys, keyring.active), settings.codec_host,
-                                        settings.codec_port, cors_origin)
+                                        settings.codec_port, cors_origin, phi_readers_only(settings))
     except OSError as e:
         raise CcsError(f"the codec server cannot listen on {settings.codec_host}:{settings.codec_port}: "
                        f"{e.strerror}") from None
+
+
+async def _stop_api(server, task) -> None:
+    server.should_exit = True
+    await task
 
 
 def _terminate(proc: subprocess.Popen) -> None:

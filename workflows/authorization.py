@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from models.actions import REQUEST_ROLES
     from models.requests import (
         AuthorizationDecision,
         AuthorizationInput,
@@ -25,8 +26,6 @@ with workflow.unsafe.imports_passed_through():
     from rules.reimbursement import authorization_due, authorization_extended_due, authorization_number
 
 from workflows.meals_lodging import RequestWorkflow, invalid
-
-DECIDERS = ("case_manager", "supervisor", "medical_consultant")
 
 
 @workflow.defn
@@ -101,7 +100,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     @extend.validator
     def _check_extend(self, raw: RawValue) -> None:
         a = self._decode("extend_authorization", raw, ExtendAuthorization)
-        self._check_open("extend_authorization", a.actor, DECIDERS)
+        self._check_open("extend_authorization", a.actor, REQUEST_ROLES["extend_authorization"])
         s = self.s
         if s.extended:
             raise invalid(f"request {s.request_id} was already extended to {self._when(s.decision_due)}")
@@ -143,7 +142,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     @decide.validator
     def _check_decide(self, raw: RawValue) -> None:
         a = self._decode("decide_authorization", raw, DecideAuthorization)
-        self._check_open("decide_authorization", a.actor, DECIDERS)
+        self._check_open("decide_authorization", a.actor, REQUEST_ROLES["decide_authorization"])
 
     # ---- timers ---------------------------------------------------------------------
 

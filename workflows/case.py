@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         Appeal,
         CaseInput,
+        CaseNote,
         CaseRecord,
         CaseState,
         CaseStatus,
@@ -645,6 +646,11 @@ class ChildCaseWorkflow(DuplicateHandling):
         self._close(a.reason, a.actor, a.note)
         return {"reason": a.reason}
 
+    def _do_add_note(self, a) -> dict:
+        # The text stays in the encrypted state: the audit row says only who, when and what kind.
+        self.s.notes.append(CaseNote(at=workflow.now(), by=a.actor.id, role=a.actor.role, contact=a.contact, text=a.note))
+        return {"contact": a.contact}
+
     # ---- timers ---------------------------------------------------------------------
 
     def _next_wake(self, run_started: datetime) -> datetime:
@@ -886,6 +892,7 @@ class ChildCaseWorkflow(DuplicateHandling):
             next_milestones=milestones, stage_history=s.stage_history, notices_sent=s.notices_sent,
             closure=s.closure, waiting_for=WAITING_FOR[s.stage], runs=s.runs, requests=list(s.requests.values()),
             possible_duplicates=list(s.possible_duplicates.values()),
+            notes=s.notes,
         )
 
 

@@ -22,6 +22,7 @@ from workflows.common import Draft, decode, invalid, record_steps
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
+    from models.actions import REQUEST_ROLES
     from models.case import SYSTEM, Actor, Notice, StepRecord, Task, TaskRef
     from models.requests import (
         CATEGORIES,
@@ -48,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         reimbursement,
     )
 
-STAFF = ("case_manager", "supervisor")
 PAY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10),
                         non_retryable_error_types=["InvalidPayment"])
 MAX_RECEIPTS = 500
@@ -299,7 +299,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
     @decide.validator
     def _check_decide(self, raw: RawValue) -> None:
         a = self._decode("decide_meals_lodging", raw, DecideMealsLodging)
-        self._check_open("decide_meals_lodging", a.actor, STAFF)
+        self._check_open("decide_meals_lodging", a.actor, REQUEST_ROLES["decide_meals_lodging"])
         s = self.s
         if s.state != "awaiting_decision":
             raise invalid(f"request {s.request_id} was already decided ({s.decision.outcome})")
@@ -365,7 +365,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
         if s.state == "denied":
             raise invalid(f"request {s.request_id} was denied: there is nothing to reimburse, so receipts are not "
                           "accepted (a new request, or an appeal of the Notice of Action, is the way forward)")
-        self._check_open("submit_receipts", a.actor, (*STAFF, "intake_clerk"))
+        self._check_open("submit_receipts", a.actor, REQUEST_ROLES["submit_receipts"])
         if s.state == "awaiting_decision":
             raise invalid(f"request {s.request_id} is not approved yet: receipts are accepted after approval")
         if s.state == "paying":

@@ -1,0 +1,1 @@
+"""The web app: server-rendered pages on the same service as the HTTP API (routes.py)."""
