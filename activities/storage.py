@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
 
 from activities.notify import Notifier
-from activities.tables import AuditRow, CaseRow, OutboxRow, TaskRow
+from activities.tables import AuditRow, CaseRow, LetterRow, OutboxRow, TaskRow
 from models.case import StepRecord
 
 
@@ -23,9 +23,15 @@ class CaseActivities:
     @activity.defn(name="record_steps")
     async def record_steps(self, steps: list[StepRecord]) -> int:
         """Persist steps (idempotent: keyed by case and step number), then deliver their notices."""
+        letters = []
+        if self.notifier.letters is not None:  # rendered before the transaction: it takes CPU time
+            for step in steps:
+                letters += await self.notifier.letters.render_rows(step.case_id, step.notices)
         async with self.sessions.begin() as session:
             for step in steps:
                 await self._apply(session, step)
+            if letters:
+                await session.execute(insert(LetterRow).values(letters).on_conflict_do_nothing(index_elements=["key"]))
         keys = [n.key for step in steps for n in step.notices]
         try:
             return await self.notifier.deliver(keys)

@@ -6,7 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy import (BigInteger, DateTime, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
+                        func)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -96,3 +97,21 @@ class PaymentRow(Base):
     case_id: Mapped[str] = mapped_column(String(64), index=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     paid_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LetterRow(Base):
+    """A rendered letter (PDF) per notice key: sealed with the keyring, since it names the child."""
+
+    __tablename__ = "letters"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)  # the notice's idempotency key
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the PDF: the same data renders the same bytes
+    size: Mapped[int] = mapped_column(Integer)
+    key_id: Mapped[str] = mapped_column(String(64))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(PDF), bound to the key
+    print_status: Mapped[str | None] = mapped_column(String(16), index=True)  # queued, printed
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    printed_at: Mapped[datetime | None]

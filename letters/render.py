@@ -125,7 +125,7 @@ def render_pdf(html: str, data: LetterData) -> bytes:
     buf = io.BytesIO()
     doc = HTML(string=html, base_url=str(HERE)).render()
     # Fixed metadata: the letter's own date, never the clock, so the same data is the same bytes.
-    stamp = f"{data.on.isoformat()}T00:00:00"
+    stamp = data.on.isoformat()
     doc.metadata.created = doc.metadata.modified = stamp
     doc.metadata.title = subject(data.kind, data.language)
     ident = hashlib.sha256(html.encode()).hexdigest()[:32].encode()

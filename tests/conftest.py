@@ -72,7 +72,7 @@ def sessions(engine):
 @pytest_asyncio.fixture
 async def clean_db(engine):
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE cases, tasks, outbox, payments"))
+        await conn.execute(text("TRUNCATE cases, tasks, outbox, payments, letters"))
         # audit_log is append-only by trigger; tests tell their rows apart by case ID.
     yield
 

@@ -11,9 +11,11 @@ from temporalio.worker import Worker
 
 from activities.db import make_engine, session_factory
 from activities.payments import PaymentActivities
+from activities.letters import LetterStore
 from activities.notify import Notifier, channel_from_settings
 from activities.storage import CaseActivities
 from models import search
+from models.converter import load_keyring
 from models.settings import Settings
 from workflows.registry import WORKFLOWS
 
@@ -41,7 +43,8 @@ async def ensure_search_attributes(client: Client, namespace: str, known: bool =
 def build_activities(settings: Settings, database_url: str) -> tuple[CaseActivities, object]:
     engine = make_engine(database_url)
     sessions = session_factory(engine)
-    notifier = Notifier(sessions, channel_from_settings(settings), settings.mail_from, settings.supervisor_email)
+    notifier = Notifier(sessions, channel_from_settings(settings), settings.mail_from, settings.supervisor_email,
+                        letters=LetterStore(sessions, load_keyring(settings)))
     return CaseActivities(sessions, notifier), engine
 
 
