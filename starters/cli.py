@@ -209,6 +209,9 @@ def parser() -> argparse.ArgumentParser:
     from starters import supervisor
 
     supervisor.add_verbs(verb)
+    from starters import letters
+
+    letters.add_verbs(verb)
     return p
 
 
