@@ -29,8 +29,8 @@ _RENDERER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="letters")
 
 
 class LetterStore:
-    def __init__(self, sessions: async_sessionmaker, keyring: Keyring) -> None:
-        self.sessions, self.keyring = sessions, keyring
+    def __init__(self, sessions: async_sessionmaker, keyring: Keyring, renderer=render) -> None:
+        self.sessions, self.keyring, self.renderer = sessions, keyring, renderer
 
     # ---- sealing: the letter's key is bound into the ciphertext -----------------------
 
@@ -66,7 +66,7 @@ class LetterStore:
                 log.error("letter %s (%s) not rendered: %s", notice.key, notice.kind,
                           "; ".join(err["msg"] for err in e.errors()))
                 continue
-            letter = await asyncio.get_running_loop().run_in_executor(_RENDERER, render, data)
+            letter = await asyncio.get_running_loop().run_in_executor(_RENDERER, self.renderer, data)
             kid, sealed = self.seal(notice.key, letter.pdf)
             rows.append(dict(key=notice.key, case_id=case_id, kind=notice.kind, recipient=notice.to,
                              language=letter.language, sha256=hashlib.sha256(letter.pdf).hexdigest(),

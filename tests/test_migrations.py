@@ -19,7 +19,7 @@ from activities.db import async_url
 from activities.tables import Base
 from migrations import alembic_config, upgrade
 
-TABLES = {"cases", "audit_log", "tasks", "outbox", "payments"}
+TABLES = {"cases", "audit_log", "tasks", "outbox", "payments", "letters"}
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def test_upgrade_downgrade_upgrade(fresh_db):
     await asyncio.to_thread(upgrade, fresh_db)
     assert await in_db(fresh_db, tables) == TABLES | {"alembic_version"}
     version = await in_db(fresh_db, lambda c: c.execute(text("SELECT version_num FROM alembic_version")).scalar())
-    assert version == "0001"
+    assert version == "0006"
 
 
 async def test_audit_log_stays_append_only_after_reupgrade(fresh_db):
