@@ -6,10 +6,12 @@ allowed; and a real case whose letters come out in the family's language."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import email
 import email.policy
 import io
+import json
 import ssl
 import uuid
 
@@ -31,7 +33,8 @@ from activities.tables import LetterRow, OutboxRow
 from letters.catalog import subject
 from letters.samples import sample
 from models.case import Notice, StepRecord
-from starters.letters import print_queue
+from starters.cli import main
+from starters.letters import case_letters, print_queue
 from tests.conftest import INTAKE, KEYRING
 from tests.helpers import referral
 from tests.test_notify import Inbox, free_port
@@ -87,7 +90,8 @@ async def test_a_letter_is_sealed_mailed_once_as_a_pdf_and_a_retry_changes_nothi
     assert row.language == "en" and row.print_status is None
 
 
-async def test_a_family_without_e_mail_gets_a_printed_letter_from_the_queue(sessions, store, tmp_path):
+async def test_a_family_without_e_mail_gets_a_printed_letter_from_the_queue(sessions, store, tmp_path, database_url,
+                                                                            monkeypatch, capsys):
     acts = CaseActivities(sessions, Notifier(sessions, MailboxChannel(tmp_path / "mail"), "ccs@county.example",
                                              "sup@county.example", letters=store))
     case_id = f"case-test-{uuid.uuid4().hex[:16]}"
@@ -98,14 +102,23 @@ async def test_a_family_without_e_mail_gets_a_printed_letter_from_the_queue(sess
         outbox = (await s.scalars(select(OutboxRow).where(OutboxRow.case_id == case_id))).one()
     assert (outbox.status, outbox.channel) == ("postal", "print")
 
+    # The clerk: `ccs letters print-queue --out DIR --mark-printed`.
     out = tmp_path / "print"
-    queued = await print_queue(store, out, mark_printed=True)
+    for name, value in {"DATABASE_URL": database_url, "CCS_HOME": str(tmp_path / "home"),
+                        "CCS_ENCRYPTION_KEYS": ",".join(f"{k}:{base64.b64encode(v).decode()}"
+                                                        for k, v in KEYRING.keys.items()),
+                        "CCS_CASE_ID_SECRET": base64.b64encode(KEYRING.case_id_secret).decode()}.items():
+        monkeypatch.setenv(name, value)
+    assert await asyncio.to_thread(main, ["letters", "print-queue", "--out", str(out), "--mark-printed", "--json"]) == 0
+    queued = json.loads(capsys.readouterr().out)["letters"]
     mine = [q for q in queued if q["case_id"] == case_id]
     assert len(mine) == 1 and mine[0]["language"] == "es"
     printed = (out / mine[0]["file"]).read_bytes()
     assert "Aviso de Acción de CCS" in pdf_text(printed) and CHILD in pdf_text(printed)
-    # Printed once: the queue no longer lists it.
-    assert case_id not in [q["case_id"] for q in await print_queue(store, out)]
+    # Printed once: the queue no longer lists it; the case's letters say it was printed.
+    assert case_id not in [q["case_id"] for q in await print_queue(store)]
+    assert [(x["kind"], x["print_status"]) for x in await case_letters(store, case_id)] == [
+        ("notice_of_action", "printed")]
 
 
 # ---- SMTP over TLS --------------------------------------------------------------------
