@@ -138,3 +138,13 @@ def test_bad_letter_data_is_refused_with_what_is_missing():
     with pytest.raises(ValidationError, match="unknown Notice of Action action"):
         sample("notice_of_action", facts={"action": "maybe", "reason": "x", "basis": "eligibility",
                                           "appeal_until": "2026-04-30"})
+
+
+def test_preferred_language_is_captured_at_referral_and_checked():
+    from models.referral import Child
+
+    base = {"first_name": "Mateo", "last_name": "Testcase", "date_of_birth": "2019-03-14", "county": "Kern"}
+    assert Child(**base).preferred_language == "en"  # default English
+    assert Child(**base, preferred_language="es").preferred_language == "es"
+    with pytest.raises(ValidationError, match="'en', 'es', 'vi'"):  # the error lists what is accepted
+        Child(**base, preferred_language="Spanish")
