@@ -148,3 +148,15 @@ def test_preferred_language_is_captured_at_referral_and_checked():
     assert Child(**base, preferred_language="es").preferred_language == "es"
     with pytest.raises(ValidationError, match="'en', 'es', 'vi'"):  # the error lists what is accepted
         Child(**base, preferred_language="Spanish")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_closure_reason_is_explained_in_the_closure_letter(language):
+    from typing import get_args
+
+    from models.case import ClosureReason
+
+    fallback = "See the note from your case manager." if language == "en" else "Vea la nota"
+    for reason in get_args(ClosureReason):
+        text = body_text(sample("case_closed", language, facts={"closure": reason}))
+        assert fallback not in text, reason
