@@ -18,9 +18,8 @@ import textstat
 
 from bench.common import machine_md, md_table, p50, p95, write_section
 from letters.catalog import KINDS
-from letters.render import render
+from letters.render import body_text, render
 from letters.samples import sample
-from tests.test_letters import body_text
 
 FIRST = ["Ana", "Mateo", "Lucia", "Kai", "Noor", "Bao", "Sofia", "Arman", "Mai", "Elena"]
 

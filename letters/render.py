@@ -119,6 +119,16 @@ def render_html(data: LetterData) -> str:
     )
 
 
+def body_text(data: LetterData) -> str:
+    """The letter's own words, as plain text: what its reading level is measured on (not the
+    address block, nor the multilingual taglines)."""
+    import html
+    import re
+
+    main = re.search(r"<main>(.*)</main>", render_html(data), re.S).group(1)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", main)).split())
+
+
 def render_pdf(html: str, data: LetterData) -> bytes:
     from weasyprint import HTML
 

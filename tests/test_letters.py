@@ -5,7 +5,6 @@ data always the same bytes. Synthetic people only."""
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import re
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from pypdf import PdfReader
 
 from letters.catalog import KINDS, LANGUAGES, NOA_ACTIONS
-from letters.render import HERE, LetterData, render, render_html
+from letters.render import HERE, body_text, render
 from letters.samples import sample
 
 CHILD = "Mateo Testcase"
@@ -31,12 +30,6 @@ def pdf_text(pdf: bytes) -> str:
 @lru_cache(maxsize=None)
 def rendered(kind: str, language: str, county: str = "Kern", jurisdiction: str = "county") -> str:
     return pdf_text(render(sample(kind, language, county=county, jurisdiction=jurisdiction)).pdf)
-
-
-def body_text(data: LetterData) -> str:
-    """The letter's own words (not the address block or the multilingual taglines)."""
-    main = re.search(r"<main>(.*)</main>", render_html(data), re.S).group(1)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", main)).split())
 
 
 def test_every_template_exists_in_every_language():
