@@ -34,30 +34,31 @@ class LetterStore:
 
     # ---- sealing: the letter's key is bound into the ciphertext -----------------------
 
-    def seal(self, key: str, pdf: bytes) -> tuple[str, bytes]:
-        kid = self.keyring.active
+    def seal(self, key: str, plain: bytes, what: str = "letter", kid: str | None = None) -> tuple[str, bytes]:
+        kid = kid or self.keyring.active
         nonce = os.urandom(12)
-        return kid, nonce + AESGCM(self.keyring.keys[kid]).encrypt(nonce, pdf, f"letter:{key}".encode())
+        return kid, nonce + AESGCM(self.keyring.keys[kid]).encrypt(nonce, plain, f"{what}:{key}".encode())
 
-    def unseal(self, row: LetterRow) -> bytes:
+    def _open(self, row: LetterRow, blob: bytes, what: str) -> bytes:
         key = self.keyring.keys.get(row.key_id)
         if key is None:
             raise KeyError(f"letter {row.key} is sealed with key id {row.key_id!r}, not in CCS_ENCRYPTION_KEYS")
-        return AESGCM(key).decrypt(row.sealed[:12], row.sealed[12:], f"letter:{row.key}".encode())
+        return AESGCM(key).decrypt(blob[:12], blob[12:], f"{what}:{row.key}".encode())
 
-    # ---- rendering ----------------------------------------------------------------------
+    def unseal(self, row: LetterRow) -> bytes:
+        """The letter's PDF."""
+        if row.sealed is None:
+            raise LookupError(f"letter {row.key} is not rendered yet")
+        return self._open(row, row.sealed, "letter")
 
-    async def render_rows(self, case_id: str, notices: list[Notice]) -> list[dict]:
-        """Rows for the letters among ``notices`` not stored yet (a retry renders nothing twice)."""
-        wanted = [n for n in notices if n.letter]
-        if not wanted:
-            return []
-        async with self.sessions() as session:
-            have = set((await session.scalars(
-                select(LetterRow.key).where(LetterRow.key.in_([n.key for n in wanted])))).all())
+    # ---- recording (inside the step's transaction: cheap) -------------------------------
+
+    def data_rows(self, case_id: str, notices: list[Notice]) -> list[dict]:
+        """A row per letter among ``notices``: its template data, checked and sealed. The PDF
+        is rendered after the step is recorded, so a case never waits for a layout."""
         rows = []
-        for notice in wanted:
-            if notice.key in have:
+        for notice in notices:
+            if not notice.letter:
                 continue
             try:
                 data = LetterData.model_validate(notice.letter)
@@ -66,28 +67,35 @@ class LetterStore:
                 log.error("letter %s (%s) not rendered: %s", notice.key, notice.kind,
                           "; ".join(err["msg"] for err in e.errors()))
                 continue
-            letter = await asyncio.get_running_loop().run_in_executor(_RENDERER, self.renderer, data)
-            kid, sealed = self.seal(notice.key, letter.pdf)
+            kid, sealed = self.seal(notice.key, data.model_dump_json().encode(), "letter-data")
             rows.append(dict(key=notice.key, case_id=case_id, kind=notice.kind, recipient=notice.to,
-                             language=letter.language, sha256=hashlib.sha256(letter.pdf).hexdigest(),
-                             size=len(letter.pdf), key_id=kid, sealed=sealed))
+                             language=data.language, key_id=kid, data=sealed))
         return rows
+
+    # ---- rendering (before delivery, on the worker's one rendering thread) -------------
+
+    async def rendered(self, row: LetterRow) -> bytes:
+        """The row's PDF, rendered and stored now if it was not yet (same data, same bytes)."""
+        if row.sealed is not None:
+            return self.unseal(row)
+        data = LetterData.model_validate_json(self._open(row, row.data, "letter-data"))
+        letter = await asyncio.get_running_loop().run_in_executor(_RENDERER, self.renderer, data)
+        _, row.sealed = self.seal(row.key, letter.pdf, kid=row.key_id)  # one key ID per row
+        row.sha256, row.size = hashlib.sha256(letter.pdf).hexdigest(), len(letter.pdf)
+        return letter.pdf
 
     # ---- reading ------------------------------------------------------------------------
 
-    async def get(self, key: str) -> tuple[LetterRow, bytes] | None:
+    async def get(self, key: str) -> tuple[LetterRow, bytes | None] | None:
+        """A letter and its PDF (None while it waits to be rendered)."""
         async with self.sessions() as session:
             row = await session.get(LetterRow, key)
-        return (row, self.unseal(row)) if row else None
+        return (row, self.unseal(row) if row.sealed is not None else None) if row else None
 
     async def for_case(self, case_id: str) -> list[LetterRow]:
         async with self.sessions() as session:
             return list((await session.scalars(
                 select(LetterRow).where(LetterRow.case_id == case_id).order_by(LetterRow.created_at))).all())
-
-    async def queue_for_print(self, session, key: str) -> None:
-        await session.execute(update(LetterRow).where(LetterRow.key == key, LetterRow.print_status.is_(None))
-                              .values(print_status="queued"))
 
     async def print_queue(self, limit: int = 500) -> list[LetterRow]:
         async with self.sessions() as session:

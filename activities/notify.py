@@ -109,6 +109,7 @@ class Notifier:
         self.sessions, self.channel = sessions, channel
         self.mail_from, self.supervisor, self.staff_domain = mail_from, supervisor, staff_domain
         self.letters = letters  # None: notices go as plain text (no PDF letters)
+        self._later: set[asyncio.Task] = set()
 
     def resolve(self, notice: Notice) -> str | None:
         """The address for a notice; None means a letter to post (no e-mail on file)."""
@@ -150,10 +151,11 @@ class Notifier:
                 address = self.resolve(Notice(key=row.key, kind=row.kind, to=row.recipient,
                                               address=row.address, subject=row.subject, body=row.body))
                 letter = await session.get(LetterRow, key) if self.letters else None
+                pdf = await self.letters.rendered(letter) if letter is not None else None
                 if address is None:
                     row.status, row.channel = "postal", "print"
                     if letter is not None:
-                        await self.letters.queue_for_print(session, key)
+                        letter.print_status = letter.print_status or "queued"
                     continue
                 msg = EmailMessage()
                 msg["From"], msg["To"], msg["Subject"] = self.mail_from, address, row.subject
@@ -162,7 +164,7 @@ class Notifier:
                 if letter is None:
                     msg.set_content(row.body)
                 else:
-                    attach_letter(msg, row, letter, self.letters.unseal(letter))
+                    attach_letter(msg, row, letter, pdf)
                 try:
                     await self.channel.send(msg, row.key)
                 except PermanentDeliveryError as e:
@@ -173,6 +175,27 @@ class Notifier:
                 row.status, row.channel, row.sent_at = "sent", self.channel.name, datetime.now(timezone.utc)
                 sent += 1
         return sent
+
+    def deliver_later(self, keys: list[str]) -> None:
+        """Render and deliver letters in the background: the step that sent them is recorded,
+        and its workflow goes on without waiting for a layout. Should this process die first,
+        the dispatcher (deliver_pending) finds them pending in the outbox."""
+        if not keys:
+            return
+        task = asyncio.create_task(self._deliver_quietly(keys))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _deliver_quietly(self, keys: list[str]) -> None:
+        try:
+            await self.deliver(keys)
+        except Exception as e:  # the dispatcher tries again
+            log.warning("letters not delivered yet: %s", type(e).__name__)
+
+    async def drain(self) -> None:
+        """Wait for the letters being rendered and delivered in the background."""
+        while self._later:
+            await asyncio.gather(*list(self._later), return_exceptions=True)
 
     async def deliver_pending(self, older_than: timedelta = timedelta(seconds=10), limit: int = 200) -> int:
         """Deliver notices left pending (their channel was down when their step was recorded)."""

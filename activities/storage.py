@@ -23,16 +23,16 @@ class CaseActivities:
     @activity.defn(name="record_steps")
     async def record_steps(self, steps: list[StepRecord]) -> int:
         """Persist steps (idempotent: keyed by case and step number), then deliver their notices."""
-        letters = []
-        if self.notifier.letters is not None:  # rendered before the transaction: it takes CPU time
-            for step in steps:
-                letters += await self.notifier.letters.render_rows(step.case_id, step.notices)
+        store = self.notifier.letters
+        letters = [row for step in steps for row in store.data_rows(step.case_id, step.notices)] if store else []
         async with self.sessions.begin() as session:
             for step in steps:
                 await self._apply(session, step)
             if letters:
                 await session.execute(insert(LetterRow).values(letters).on_conflict_do_nothing(index_elements=["key"]))
-        keys = [n.key for step in steps for n in step.notices]
+        later = {row["key"] for row in letters}
+        keys = [n.key for step in steps for n in step.notices if n.key not in later]
+        self.notifier.deliver_later([n.key for step in steps for n in step.notices if n.key in later])
         try:
             return await self.notifier.deliver(keys)
         except Exception as e:

@@ -108,10 +108,12 @@ class LetterRow(Base):
     kind: Mapped[str] = mapped_column(String(64))
     recipient: Mapped[str] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(8))
-    sha256: Mapped[str] = mapped_column(String(64))  # of the PDF: the same data renders the same bytes
-    size: Mapped[int] = mapped_column(Integer)
     key_id: Mapped[str] = mapped_column(String(64))
-    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(PDF), bound to the key
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(template data), bound to the key
+    # The PDF, rendered once after the step is recorded (off the case's path), sealed the same way.
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the PDF: the same data renders the same bytes
+    size: Mapped[int | None] = mapped_column(Integer)
     print_status: Mapped[str | None] = mapped_column(String(16), index=True)  # queued, printed
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     printed_at: Mapped[datetime | None]

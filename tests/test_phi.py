@@ -209,7 +209,7 @@ async def test_letters_hold_phi_only_sealed_and_e_mail_subjects_none(ts_worker, 
     assert rows
     for row in rows:
         plain = [row.key, row.case_id, row.kind, row.recipient, row.language, row.sha256, row.key_id]
-        assert_no_phi(" ".join(plain).encode() + row.sealed, "the letters table")
+        assert_no_phi(" ".join(plain).encode() + row.sealed + row.data, "the letters table")
         assert f"{FIRST} {LAST}" in letter_text(LetterStore(sessions, KEYRING).unseal(row))  # so this can fail
     for row in outbox:
         assert_no_phi(f"{row.key} {row.kind} {row.subject} {row.body}".encode(), "the outbox")

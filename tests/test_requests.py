@@ -111,8 +111,12 @@ class Env:
 
     async def letter(self, notice: OutboxRow) -> str:
         """The text of the notice's letter, as the family reads it (the PDF, read back)."""
-        _, document = await LetterStore(self.sessions, KEYRING).get(notice.key)
-        return letter_text(document)
+        for _ in range(200):  # rendered and sent just after its step is recorded
+            _, document = await LetterStore(self.sessions, KEYRING).get(notice.key)
+            if document is not None:
+                return letter_text(document)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"letter {notice.key} never rendered")
 
 
 @pytest_asyncio.fixture
