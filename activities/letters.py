@@ -84,6 +84,19 @@ class LetterStore:
         row.sha256, row.size = hashlib.sha256(letter.pdf).hexdigest(), len(letter.pdf)
         return letter.pdf
 
+    async def ensure_rendered(self, key: str) -> None:
+        """Render a stored letter's PDF if it is not yet, holding no connection or lock while
+        the layout runs (a burst of letters must not starve the step recorder of connections)."""
+        async with self.sessions() as session:
+            row = await session.get(LetterRow, key)
+            if row is None or row.sealed is not None:
+                return
+            session.expunge(row)
+        await self.rendered(row)
+        async with self.sessions.begin() as session:
+            await session.execute(update(LetterRow).where(LetterRow.key == key, LetterRow.sealed.is_(None))
+                                  .values(sealed=row.sealed, sha256=row.sha256, size=row.size))
+
     # ---- reading ------------------------------------------------------------------------
 
     async def get(self, key: str) -> tuple[LetterRow, bytes | None] | None:

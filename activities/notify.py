@@ -110,6 +110,7 @@ class Notifier:
         self.mail_from, self.supervisor, self.staff_domain = mail_from, supervisor, staff_domain
         self.letters = letters  # None: notices go as plain text (no PDF letters)
         self._later: set[asyncio.Task] = set()
+        self._gate = asyncio.Semaphore(2)  # background deliveries at once: each holds a connection
 
     def resolve(self, notice: Notice) -> str | None:
         """The address for a notice; None means a letter to post (no e-mail on file)."""
@@ -141,6 +142,8 @@ class Notifier:
         """Deliver each pending notice among ``keys``; return how many were sent now."""
         sent = 0
         for key in keys:
+            if self.letters is not None:
+                await self.letters.ensure_rendered(key)
             async with self.sessions.begin() as session:
                 row = (await session.execute(
                     select(OutboxRow).where(OutboxRow.key == key, OutboxRow.status == "pending")
@@ -188,7 +191,8 @@ class Notifier:
 
     async def _deliver_quietly(self, keys: list[str]) -> None:
         try:
-            await self.deliver(keys)
+            async with self._gate:
+                await self.deliver(keys)
         except Exception as e:  # the dispatcher tries again
             log.warning("letters not delivered yet: %s", type(e).__name__)
 
