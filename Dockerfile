@@ -21,6 +21,12 @@ RUN groupadd --system --gid 10001 ccs \
  && useradd --system --uid 10001 --gid ccs --no-create-home \
         --home-dir /data --shell /usr/sbin/nologin ccs
 
+# Letters: WeasyPrint renders with Pango; the tagline block needs fonts for its scripts.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+        fonts-dejavu-core fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # Dependencies first, from pyproject.toml alone, so code edits keep this layer cached.

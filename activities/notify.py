@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import smtplib
+import ssl
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,7 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from activities.tables import OutboxRow
+from activities.letters import LetterStore
+from activities.tables import LetterRow, OutboxRow
 from models.case import Notice
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 
 class PermanentDeliveryError(Exception):
     """The channel refused this notice for good (e.g. SMTP 5xx): retrying cannot help."""
+
+
+class InsecureServerError(Exception):
+    """The mail server cannot encrypt and plain delivery is not allowed: notices stay pending."""
 
 
 class Channel(Protocol):
@@ -55,14 +61,34 @@ class MailboxChannel:
 
 
 class SmtpChannel:
+    """SMTP with STARTTLS (certificate verified) and login when a user is configured. A
+    server that offers no STARTTLS is refused unless plain delivery is explicitly allowed."""
+
     name = "smtp"
 
-    def __init__(self, host: str, port: int, timeout: float = 20.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 20.0, user: str | None = None,
+                 password: str | None = None, allow_plain: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.user, self.password, self.allow_plain = user, password, allow_plain
+        self.tls = tls or ssl.create_default_context()
+
+    def _secure(self, smtp: smtplib.SMTP) -> None:
+        smtp.ehlo()
+        if smtp.has_extn("starttls"):
+            smtp.starttls(context=self.tls)
+            smtp.ehlo()
+        elif not self.allow_plain:
+            raise InsecureServerError(f"SMTP server {self.host}:{self.port} offers no STARTTLS; letters name "
+                                      "children, so they are not sent in clear. Fix the server, or set "
+                                      "CCS_SMTP_ALLOW_PLAIN=true to accept plain delivery")
+        if self.user:
+            smtp.login(self.user, self.password or "")
 
     async def send(self, message: EmailMessage, key: str) -> None:
         def _send() -> None:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                self._secure(smtp)
                 smtp.send_message(message)
 
         try:
@@ -79,9 +105,12 @@ class Notifier:
     """The service activities call: record in the outbox, then deliver exactly once."""
 
     def __init__(self, sessions: async_sessionmaker, channel: Channel, mail_from: str,
-                 supervisor: str, staff_domain: str = "localhost") -> None:
+                 supervisor: str, staff_domain: str = "localhost", letters: LetterStore | None = None) -> None:
         self.sessions, self.channel = sessions, channel
         self.mail_from, self.supervisor, self.staff_domain = mail_from, supervisor, staff_domain
+        self.letters = letters  # None: notices go as plain text (no PDF letters)
+        self._later: set[asyncio.Task] = set()
+        self._gate = asyncio.Semaphore(2)  # background deliveries at once: each holds a connection
 
     def resolve(self, notice: Notice) -> str | None:
         """The address for a notice; None means a letter to post (no e-mail on file)."""
@@ -113,6 +142,8 @@ class Notifier:
         """Deliver each pending notice among ``keys``; return how many were sent now."""
         sent = 0
         for key in keys:
+            if self.letters is not None:
+                await self.letters.ensure_rendered(key)
             async with self.sessions.begin() as session:
                 row = (await session.execute(
                     select(OutboxRow).where(OutboxRow.key == key, OutboxRow.status == "pending")
@@ -122,14 +153,21 @@ class Notifier:
                 row.attempts += 1
                 address = self.resolve(Notice(key=row.key, kind=row.kind, to=row.recipient,
                                               address=row.address, subject=row.subject, body=row.body))
+                letter = await session.get(LetterRow, key) if self.letters else None
+                pdf = await self.letters.rendered(letter) if letter is not None else None
                 if address is None:
                     row.status, row.channel = "postal", "print"
+                    if letter is not None:
+                        letter.print_status = letter.print_status or "queued"
                     continue
                 msg = EmailMessage()
                 msg["From"], msg["To"], msg["Subject"] = self.mail_from, address, row.subject
                 msg["Message-ID"] = message_id(row.key, self.mail_from.rpartition("@")[2] or "localhost")
                 msg["X-CCS-Notice-Key"] = row.key
-                msg.set_content(row.body)
+                if letter is None:
+                    msg.set_content(row.body)
+                else:
+                    attach_letter(msg, row, letter, pdf)
                 try:
                     await self.channel.send(msg, row.key)
                 except PermanentDeliveryError as e:
@@ -140,6 +178,28 @@ class Notifier:
                 row.status, row.channel, row.sent_at = "sent", self.channel.name, datetime.now(timezone.utc)
                 sent += 1
         return sent
+
+    def deliver_later(self, keys: list[str]) -> None:
+        """Render and deliver letters in the background: the step that sent them is recorded,
+        and its workflow goes on without waiting for a layout. Should this process die first,
+        the dispatcher (deliver_pending) finds them pending in the outbox."""
+        if not keys:
+            return
+        task = asyncio.create_task(self._deliver_quietly(keys))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _deliver_quietly(self, keys: list[str]) -> None:
+        try:
+            async with self._gate:
+                await self.deliver(keys)
+        except Exception as e:  # the dispatcher tries again
+            log.warning("letters not delivered yet: %s", type(e).__name__)
+
+    async def drain(self) -> None:
+        """Wait for the letters being rendered and delivered in the background."""
+        while self._later:
+            await asyncio.gather(*list(self._later), return_exceptions=True)
 
     async def deliver_pending(self, older_than: timedelta = timedelta(seconds=10), limit: int = 200) -> int:
         """Deliver notices left pending (their channel was down when their step was recorded)."""
@@ -164,9 +224,25 @@ class Notifier:
         return await self.deliver([n.key for n in notices])
 
 
+COVER = {
+    "en": "Please read the letter attached to this e-mail (PDF). It is from California Children's Services "
+          "(CCS).\nCase: {case_id}\n\nFree help in your language: (916) 440-7370, 711.\n",
+    "es": "Por favor, lea la carta adjunta a este correo (PDF). Es de Servicios para Niños de California "
+          "(CCS).\nCaso: {case_id}\n\nAyuda gratis en su idioma: (916) 440-7370, 711.\n",
+}
+
+
+def attach_letter(msg: EmailMessage, row: OutboxRow, letter: LetterRow, pdf: bytes) -> None:
+    """The e-mail carries the letter as a PDF; its text says nothing about the child."""
+    msg.set_content(COVER.get(letter.language, COVER["en"]).format(case_id=row.case_id))
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"ccs-{letter.kind}.pdf")
+
+
 def channel_from_settings(settings) -> Channel:
     if settings.notify_channel == "smtp":
-        return SmtpChannel(settings.smtp_host, settings.smtp_port)
+        tls = ssl.create_default_context(cafile=settings.smtp_ca_file) if settings.smtp_ca_file else None
+        return SmtpChannel(settings.smtp_host, settings.smtp_port, user=settings.smtp_user,
+                           password=settings.smtp_password, allow_plain=settings.smtp_allow_plain, tls=tls)
     if settings.notify_channel == "mailbox":
         return MailboxChannel(settings.mailbox)
     raise ValueError(f"CCS_NOTIFY_CHANNEL must be 'mailbox' or 'smtp', not {settings.notify_channel!r}")

@@ -13,7 +13,7 @@ from temporalio import activity
 
 from activities.notify import Notifier
 from activities.records import write_snapshot
-from activities.tables import AuditRow, CaseRow, OutboxRow, TaskRow
+from activities.tables import AuditRow, CaseRow, LetterRow, OutboxRow, TaskRow
 from models.case import StepRecord
 
 
@@ -27,13 +27,19 @@ class CaseActivities:
     async def record_steps(self, steps: list[StepRecord], status: dict[str, Any] | None = None) -> int:
         """Persist steps (idempotent: keyed by case and step number), then deliver their notices.
         ``status``: the workflow's status after the last step, kept as the case record."""
+        store = self.notifier.letters
+        letters = [row for step in steps for row in store.data_rows(step.case_id, step.notices)] if store else []
         async with self.sessions.begin() as session:
             for step in steps:
                 await self._apply(session, step)
+            if letters:
+                await session.execute(insert(LetterRow).values(letters).on_conflict_do_nothing(index_elements=["key"]))
             if status is not None and steps and self.codec is not None:
                 last = steps[-1]
                 await write_snapshot(session, self.codec, last.case_id, last.source, last.seq, status)
-        keys = [n.key for step in steps for n in step.notices]
+        later = {row["key"] for row in letters}
+        keys = [n.key for step in steps for n in step.notices if n.key not in later]
+        self.notifier.deliver_later([n.key for step in steps for n in step.notices if n.key in later])
         try:
             return await self.notifier.deliver(keys)
         except Exception as e:

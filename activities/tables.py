@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (BigInteger, DateTime, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
+                        func)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -199,3 +201,21 @@ class IdempotencyRow(Base):
     body_mac: Mapped[str] = mapped_column(String(64))
     case_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+class LetterRow(Base):
+    """A rendered letter (PDF) per notice key: sealed with the keyring, since it names the child."""
+
+    __tablename__ = "letters"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)  # the notice's idempotency key
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    key_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # nonce + AES-GCM(template data), bound to the key
+    # The PDF, rendered once after the step is recorded (off the case's path), sealed the same way.
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the PDF: the same data renders the same bytes
+    size: Mapped[int | None] = mapped_column(Integer)
+    print_status: Mapped[str | None] = mapped_column(String(16), index=True)  # queued, printed
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    printed_at: Mapped[datetime | None]

@@ -98,6 +98,9 @@ class Notice(_Model):
     address: str | None = None
     subject: str
     body: str
+    # The letter's template data (letters.render.LetterData) for a notice to a family or a
+    # provider; None for staff e-mails and for notices recorded before letters existed.
+    letter: dict[str, Any] | None = None
 
 
 class StageChange(_Model):

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from letters.catalog import PREFERRED
+
 ReferrerKind = Literal["parent", "self", "pcp", "specialist", "hospital", "health_plan", "other"]
 
 _CIN = re.compile(r"^[0-9]{8}[A-Z]$")
@@ -31,6 +33,8 @@ class Child(_Model):
     county: str = Field(min_length=1, max_length=60, description="county of residence")
     cin: str | None = Field(None, description="Medi-Cal client index number: 8 digits and a letter")
     guardian: Contact | None = None
+    preferred_language: Literal[PREFERRED] = Field(  # type: ignore[valid-type]
+        "en", description="the family's language for letters: en, es, or a tagline language code")
 
     @field_validator("cin")
     @classmethod

@@ -225,6 +225,9 @@ class _RequestInput(_Model):
     county: str
     case_manager: str | None = None
     family_address: str | None = None  # e-mail for notices; None sends a letter
+    child_name: str | None = None  # printed on the family's letters
+    preferred_language: str = "en"
+    jurisdiction: str = "county"
     policy: Policy
     conditions: list[Condition]
     requested_by: Actor
@@ -301,6 +304,9 @@ class _Internals(_Model):
     county: str
     case_manager: str | None
     family_address: str | None
+    child_name: str | None = None
+    preferred_language: str = "en"
+    jurisdiction: str = "county"
     policy: Policy
     seq: int = 0
     task_counter: int = 0

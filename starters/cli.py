@@ -252,6 +252,9 @@ def parser() -> argparse.ArgumentParser:
     from starters.api import cli_verbs
 
     cli_verbs.add_verbs(verb, sub)  # person verbs go through the HTTP API
+    from starters import letters
+
+    letters.add_verbs(verb)
     return p
 
 

@@ -4,6 +4,7 @@ task queue with its own case-ID secret, so tests never see each other's cases.""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from activities.db import make_engine, session_factory, start_embedded, stop_embedded  # noqa: E402
+from activities.letters import LetterStore  # noqa: E402
 from activities.notify import MailboxChannel, Notifier  # noqa: E402
 from activities.storage import CaseActivities  # noqa: E402
 from migrations import upgrade_async  # noqa: E402
@@ -28,6 +30,7 @@ from models.case import Actor  # noqa: E402
 from models.converter import Keyring, data_converter  # noqa: E402
 from models.policy import Policy  # noqa: E402
 from starters.client import Cases  # noqa: E402
+from tests.helpers import quick_letter  # noqa: E402
 from workers.worker import build_worker, ensure_search_attributes  # noqa: E402
 
 KEYRING = Keyring(keys={"test-k2": os.urandom(32), "test-k1": os.urandom(32)}, active="test-k2",
@@ -73,7 +76,7 @@ def sessions(engine):
 async def clean_db(engine):
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE cases, tasks, outbox, payments, identity_keys, case_records, "
-                                "record_snapshots, legal_holds"))
+                                "record_snapshots, legal_holds, letters"))
         # audit_log is append-only by trigger; tests tell their rows apart by case ID.
     yield
 
@@ -85,7 +88,16 @@ def mailbox(tmp_path) -> Path:
 
 @pytest.fixture
 def notifier(sessions, mailbox) -> Notifier:
-    return Notifier(sessions, MailboxChannel(mailbox), "ccs@county.example", "supervisor@county.example")
+    return Notifier(sessions, MailboxChannel(mailbox), "ccs@county.example", "supervisor@county.example",
+                    letters=LetterStore(sessions, KEYRING, renderer=quick_letter))
+
+
+@pytest.fixture(autouse=True)
+def every_letter_renders(caplog):
+    """A notice whose letter data a template cannot take is a workflow bug: fail the test."""
+    yield
+    bad = [r.getMessage() for r in caplog.records if r.name == "activities.letters" and r.levelno >= logging.ERROR]
+    assert not bad, bad
 
 
 @pytest.fixture

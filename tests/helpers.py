@@ -66,3 +66,29 @@ async def settle(cases, case_id: str, predicate, timeout: float = 10.0):
 def kinds(status) -> list[str]:
     """Notice kinds sent so far, in order (keys are case/seq/kind/i)."""
     return [k.split("/")[2] for k in status.notices_sent]
+
+
+def letter_text(document: bytes) -> str:
+    """A stored letter's words: the PDF read back with pypdf, or the HTML of a quick letter."""
+    import html
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    if document.startswith(b"%PDF"):
+        text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(document)).pages)
+    else:
+        text = html.unescape(re.sub(r"<[^>]+>", " ", document.decode()))
+    return " ".join(text.split())
+
+
+def quick_letter(data):
+    """The letter's template filled and checked, without the PDF layout (about 0.2 s a letter):
+    what most tests use; tests/test_letter*.py render and read back real PDFs."""
+    from letters.catalog import subject
+    from letters.render import Letter, render_html
+
+    page = render_html(data)
+    return Letter(kind=data.kind, language=data.language, subject=subject(data.kind, data.language),
+                  html=page, pdf=page.encode())

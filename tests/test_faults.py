@@ -279,6 +279,7 @@ def worker_env(home: Path, database_url: str, address: str, queue: str, smtp_por
         CCS_ENV_FILE=str(home / "no.env"), CCS_ENCRYPTION_KEYS=keys,
         CCS_CASE_ID_SECRET=base64.b64encode(KEYRING.case_id_secret).decode(),
         CCS_NOTIFY_CHANNEL="smtp", CCS_SMTP_HOST="127.0.0.1", CCS_SMTP_PORT=str(smtp_port),
+        CCS_SMTP_ALLOW_PLAIN="true",  # a plain local test server (TLS: tests/test_letter_delivery.py)
         CCS_MAIL_FROM=MAIL_FROM, CCS_SUPERVISOR_EMAIL=SUPERVISOR,
     )
     return env

@@ -21,7 +21,7 @@ from activities.tables import Base
 from migrations import alembic_config, upgrade
 
 TABLES = {"cases", "audit_log", "tasks", "outbox", "payments", "identity_keys", "case_records", "record_snapshots",
-          "legal_holds", "users", "sign_in_failures", "access_log", "idempotency_keys"}
+          "legal_holds", "users", "sign_in_failures", "access_log", "idempotency_keys", "letters"}
 
 
 @pytest.fixture

@@ -222,3 +222,36 @@ async def test_api_tables_hold_no_phi(api):
             assert_no_phi(repr(rows).encode(), f"the {table} table")
         assert (await conn.execute(text("SELECT count(*) FROM access_log WHERE case_id = :c"),
                                    {"c": case_id})).scalar() == 2
+async def test_letters_hold_phi_only_sealed_and_e_mail_subjects_none(ts_worker, sessions, mailbox):
+    """The letter names the child (it must: the family reads it); at rest it is sealed, and
+    neither the outbox, the letters table's other columns nor an e-mail's subject or text
+    says who the child is."""
+    from email import message_from_bytes, policy as email_policy
+
+    from sqlalchemy import select
+
+    from activities.letters import LetterStore
+    from activities.tables import LetterRow, OutboxRow
+    from tests.conftest import KEYRING
+    from tests.helpers import letter_text
+
+    _, cases = ts_worker
+    case_id = (await cases.refer(child(), INTAKE)).case_id
+    rows: list = []
+    for _ in range(200):  # recorded by an activity just after the referral returns
+        async with sessions() as s:
+            rows = (await s.scalars(select(LetterRow).where(LetterRow.case_id == case_id))).all()
+            outbox = (await s.scalars(select(OutboxRow).where(OutboxRow.case_id == case_id))).all()
+        if rows and outbox and outbox[0].status != "pending":
+            break
+        await asyncio.sleep(0.05)
+    assert rows
+    for row in rows:
+        plain = [row.key, row.case_id, row.kind, row.recipient, row.language, row.sha256, row.key_id]
+        assert_no_phi(" ".join(plain).encode() + row.sealed + row.data, "the letters table")
+        assert f"{FIRST} {LAST}" in letter_text(LetterStore(sessions, KEYRING).unseal(row))  # so this can fail
+    for row in outbox:
+        assert_no_phi(f"{row.key} {row.kind} {row.subject} {row.body}".encode(), "the outbox")
+    for eml in mailbox.glob("*.eml"):
+        msg = message_from_bytes(eml.read_bytes(), policy=email_policy.default)
+        assert_no_phi(f"{msg['Subject']} {msg.get_body(('plain',)).get_content()}".encode(), "an e-mail")

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer, Worker
 
+from activities.letters import LetterStore
 from activities.payments import PaymentActivities
 from activities.tables import OutboxRow, PaymentRow, TaskRow
 from models.case import Actor, Condition
@@ -39,7 +40,8 @@ from models.requests import (
 )
 from rules.ages import local_today, start_of_day
 from rules.reimbursement import meals_lodging_problems
-from tests.helpers import CM, MC, SUP, act
+from tests.conftest import KEYRING
+from tests.helpers import CM, MC, SUP, act, letter_text
 from workflows.authorization import ServiceAuthorizationWorkflow
 from workflows.meals_lodging import MealsLodgingWorkflow
 
@@ -106,6 +108,15 @@ class Env:
 
     async def tasks(self) -> dict[str, str]:
         return {t.task_id: t.status for t in await self.rows(TaskRow, case_id=self.case_id)}
+
+    async def letter(self, notice: OutboxRow) -> str:
+        """The text of the notice's letter, as the family reads it (the PDF, read back)."""
+        for _ in range(200):  # rendered and sent just after its step is recorded
+            _, document = await LetterStore(self.sessions, KEYRING).get(notice.key)
+            if document is not None:
+                return letter_text(document)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"letter {notice.key} never rendered")
 
 
 @pytest_asyncio.fixture
@@ -308,7 +319,8 @@ async def test_denied_request_sends_notice_and_takes_no_receipts(reqs):
     final = await finished(h)
     assert final.state == "denied"
     noa = await reqs.notices("notice_of_action")
-    assert len(noa) == 1 and "another resource" in noa[0].body and "appeal" in noa[0].body
+    text = await reqs.letter(noa[0])
+    assert len(noa) == 1 and "another resource" in text and "right to appeal" in text
     assert noa[0].address == "family@example.org"
     # The request is over: receipts cannot land, and its status says why.
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):
@@ -331,8 +343,8 @@ async def test_partly_receipted_at_the_deadline_pays_what_was_receipted(reqs):
     final = await finished(h)
     assert final.state == "expired" and final.payment.amount == D("30.00")  # 2 people x $15 that day
     assert "no receipts for lodging, mileage, parking" in final.outcome_note
-    body = (await reqs.notices("reimbursement"))[0].body
-    assert "$30.00" in body and "deadline passed" in body
+    text = await reqs.letter((await reqs.notices("reimbursement"))[0])
+    assert "$30.00" in text and "deadline passed" in text
     assert [p.amount for p in await reqs.rows(PaymentRow, request_id=h.id)] == [D("30.00")]
 
 
@@ -420,8 +432,10 @@ async def test_sar_extension_notice_roles_and_modified_approval(reqs):
     assert [t.id for t in s.open_tasks] == ["SAR1-T2"] and s.open_tasks[0].due == s.decision_due
     assert "already extended" in await rejected(h, "extend_authorization", CM, reason="more time")
     notice = (await eventually(lambda: reqs.notices("authorization_extended")))[0]
-    assert notice.recipient == "family" and "grievance" in notice.body
-    assert "PST" in notice.body or "PDT" in notice.body  # due times in county time
+    text = await reqs.letter(notice)
+    assert notice.recipient == "family" and "file a complaint" in text
+    due = local_today(s.decision_due, TZ)  # the due date in county time
+    assert f"We will decide by {due:%B} {due.day}, {due.year}" in text
     assert await reqs.tasks() == {"SAR1-T1": "done", "SAR1-T2": "open"}
 
     # The old due time passes quietly; reminders follow the new one.
@@ -432,7 +446,8 @@ async def test_sar_extension_notice_roles_and_modified_approval(reqs):
     assert s.decision.outcome == "modify" and s.decision.authorization_number
     await finished(h)
     noa = (await reqs.notices("notice_of_action"))[0]
-    assert "Spirometry only" in noa.body and s.decision.authorization_number in noa.body
+    text = await reqs.letter(noa)
+    assert "Spirometry only" in text and s.decision.authorization_number in text
 
 
 # ---- the case closes -----------------------------------------------------------------

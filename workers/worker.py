@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from activities.db import make_engine, session_factory
 from activities.identity import IdentityActivities
 from activities.payments import PaymentActivities
+from activities.letters import LetterStore
 from activities.retention import RetentionActivities
 from activities.notify import Notifier, channel_from_settings
 from activities.storage import CaseActivities
@@ -45,8 +46,9 @@ async def ensure_search_attributes(client: Client, namespace: str, known: bool =
 def build_activities(settings: Settings, database_url: str) -> tuple[CaseActivities, object]:
     engine = make_engine(database_url)
     sessions = session_factory(engine)
-    notifier = Notifier(sessions, channel_from_settings(settings), settings.mail_from, settings.supervisor_email)
     keyring = load_keyring(settings)
+    notifier = Notifier(sessions, channel_from_settings(settings), settings.mail_from, settings.supervisor_email,
+                        letters=LetterStore(sessions, keyring))
     return CaseActivities(sessions, notifier, EncryptionCodec(keyring.keys, keyring.active)), engine
 
 

@@ -91,9 +91,8 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         s.extended, s.extension_reason = True, a.reason
         s.decision_due = authorization_extended_due(s.received_at, s.policy)
         self._schedule(s.decision_due)
-        self._notify("authorization_extended", "family", "CCS needs more time to decide a service request",
-                     f"We need more time to decide the request for {s.request.service}: {a.reason}. We will decide "
-                     f"by {self._when(s.decision_due)}. If you disagree with this extension, you may file a grievance.")
+        self._notify("authorization_extended", "family", service=s.request.service, reason=a.reason,
+                     decide_by=self._day(s.decision_due))
         self._commit(a.actor, "extend_authorization", {"decision_due": s.decision_due.isoformat()})
         return self._status()
 
@@ -119,7 +118,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         service = f"{s.request.service} by {s.request.provider}"
         if a.decision == "deny":
             self._end("denied", f"denied: {a.reason}")
-            self._notice_of_action(f"The request for {service} is denied: {a.reason}.")
+            self._notice_of_action("deny_service", a.reason, f"The request was for {service}.")
         else:
             d = s.decision
             d.authorization_number = authorization_number(s.request_id, s.county)
@@ -128,12 +127,12 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
             auth = f"Authorization {d.authorization_number} is valid from {d.valid_from} to {d.valid_until}."
             if a.decision == "modify":
                 self._end("approved", f"approved with changes ({a.approved_service}): {a.reason}")
-                self._notice_of_action(f"The request for {service} is approved with changes: {a.approved_service} "
-                                       f"instead, because {a.reason}. {auth}")
+                self._notice_of_action("change_service", a.reason, f"The request was for {service}. We approved "
+                                       f"{a.approved_service} instead. {auth}")
             else:
                 self._end("approved", f"approved: {d.authorization_number}")
-                self._notify("authorization_approved", "family", "CCS service authorization approved",
-                             f"The request for {service} is approved. {auth}")
+                self._notify("authorization_approved", "family", service=service, number=d.authorization_number,
+                             valid_from=d.valid_from, valid_until=d.valid_until)
         late = now > s.decision_due
         self._commit(a.actor, "decide_authorization", {"decision": a.decision, "late": late,
                                                        "authorization_number": s.decision.authorization_number})
@@ -170,7 +169,5 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
 
     def _on_case_closed(self, reason: str) -> dict:
         self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
-        self._notify("request_withdrawn", "family", "CCS service authorization request withdrawn",
-                     f"Your CCS case has closed, so the request for {self.s.request.service} was withdrawn "
-                     "without a decision.")
+        self._notify("request_withdrawn", "family", service=self.s.request.service)
         return {"resolution": "withdrawn"}

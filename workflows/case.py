@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from models.requests import AuthorizationInput, MealsLodgingInput, RequestStart, RequestSummary
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
+    from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.eligibility import residential_financial
     from rules.referral import referral_problems
 
@@ -172,6 +173,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         prefix = "ml" if kind == "meals_lodging" else "sar"
         return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
                     case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
+                    child_name=self._child_name(), preferred_language=s.child.preferred_language,
+                    jurisdiction=s.jurisdiction,
                     conditions=s.conditions, requested_by=a.actor, request=a.request)
 
     def _queue_request(self, workflow_type: str, inp, kind: str) -> dict:
@@ -313,8 +316,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _enter_intake(self) -> None:
         p = self.s.policy.intake
-        self._notify("application_packet", "family", "Your CCS application packet",
-                     "Please complete and return the enclosed CCS application.")
+        self._notify("application_packet", "family")
         due = self._referral_at() + p.second_notice_after
         self.s.deadlines["second_notice"] = due
         self._open_task("application", "Receive the signed application from the family", self._intake_queue(), due)
@@ -322,8 +324,7 @@ class ChildCaseWorkflow(DuplicateHandling):
     def _enter_records(self) -> None:
         p = self.s.policy.records
         now = workflow.now()
-        self._notify("records_request", "referrer", "CCS request for medical records",
-                     "Please send the medical records supporting this CCS referral.")
+        self._notify("records_request", "referrer")
         self.s.deadlines["records_reminder"] = now + p.reminder_every
         self.s.deadlines["records_escalation"] = now + p.escalate_after
         self._open_task("records", "Obtain medical records from the referring provider",
@@ -332,9 +333,7 @@ class ChildCaseWorkflow(DuplicateHandling):
     def _enter_eligibility(self) -> None:
         p = self.s.policy.eligibility
         now = workflow.now()
-        self._notify("documents_request", "family", "CCS residential and financial documents",
-                     "Please send proof of residence and income within "
-                     f"{p.family_response_within.days} days.")
+        self._notify("documents_request", "family", due_on=self._day(now + p.family_response_within))
         self._open_task("residential_financial", "Decide residential and financial eligibility",
                         self._worker(), now + p.family_response_within)
 
@@ -348,9 +347,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         p = self.s.policy.notices
         d.noa_sent_on = self._today()
         d.appeal_until = workflow.now() + p.appeal_window
-        self._notify("notice_of_action", "family", "CCS Notice of Action",
-                     f"CCS cannot approve services: {d.reason}. You may appeal within "
-                     f"{p.appeal_window.days} days of this notice.")
+        self._notify("notice_of_action", "family", action="deny_case", reason=d.reason, basis=d.from_stage,
+                     appeal_until=self._day(d.appeal_until), **self._appeal_terms())
         self.s.deadlines["appeal_window"] = d.appeal_until
 
     def _enter_appeal(self) -> None:
@@ -369,20 +367,14 @@ class ChildCaseWorkflow(DuplicateHandling):
             self._open_task("assign_case_manager", "Assign a case manager", "supervisor",
                             workflow.now() + p.assign_case_manager_within)
         self._schedule_milestones()
-        self._notify("case_open", "family", "Your child is enrolled in CCS",
-                     "CCS has approved services for your child. Your case manager will contact you.")
+        self._notify("case_open", "family")
 
     def _enter_closed(self) -> None:
         s = self.s
         for task in list(s.tasks.values()):
             self._close_task(task.id)
         s.deadlines.clear()
-        note = (" If your child has a listed genetic condition, ask us about the Genetically Handicapped "
-                "Persons Program (GHPP).") if s.closure.reason == "aged_out" else ""
-        if s.closure.reason == "merged":
-            note = f" Your child had two CCS case numbers; everything continues under case {s.closure.merged_into}."
-        self._notify("case_closed", "family", "Your CCS case is closed",
-                     f"Your CCS case was closed ({s.closure.reason.replace('_', ' ')}).{note}")
+        self._notify("case_closed", "family", closure=s.closure.reason, merged_into=s.closure.merged_into)
 
     def _close(self, reason: str, by: Actor, note: str | None = None) -> None:
         self.s.closure = Closure(reason=reason, on=self._today(), by=by.id, note=note)
@@ -513,10 +505,10 @@ class ChildCaseWorkflow(DuplicateHandling):
         if self.s.stage == "medical_review":
             self._after_determinations()
         elif not a.eligible:
-            self._notify("notice_of_action", "family", "CCS Notice of Action",
-                         f"CCS cannot approve services for the condition referred on "
-                         f"{cond.referred_on.isoformat()}. You may appeal within "
-                         f"{self.s.policy.notices.appeal_window.days} days.")
+            self._notify("notice_of_action", "family", action="deny_condition", basis="condition",
+                         reason=a.reason or "The health problem is not one that CCS covers.",
+                         appeal_until=self._day(workflow.now() + self.s.policy.notices.appeal_window),
+                         **self._appeal_terms())
         return {"condition_id": cond.id, "eligible": a.eligible, "decided_by": self.s.jurisdiction}
 
     def _check_file_appeal(self, a) -> None:
@@ -539,10 +531,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         s = self.s
         s.appeal.outcome, s.appeal.decided_on = a.outcome, self._today()
         self._close_tasks_of_kind("appeal_answer")
-        self._notify("appeal_decision", "family", "CCS appeal decision",
-                     f"Your appeal was {a.outcome}." + (
-                         f" You may request a State fair hearing within "
-                         f"{s.policy.notices.fair_hearing_window.days} days." if a.outcome == "upheld" else ""))
+        self._notify("appeal_decision", "family", outcome=a.outcome,
+                     hearing_until=self._day(workflow.now() + s.policy.notices.fair_hearing_window))
         if a.outcome == "overturned":
             self._resume_after_appeal()
         else:
@@ -615,8 +605,7 @@ class ChildCaseWorkflow(DuplicateHandling):
             self._reassign(task, self._review_queue() if task.kind.startswith("medical_review:") else self._worker())
         self._open_task("assign_case_manager", "Assign a case manager after transfer", "supervisor",
                         workflow.now() + s.policy.active.assign_case_manager_within)
-        self._notify("transfer", "family", "Your CCS case moved county",
-                     f"Your CCS case was transferred from {old} to {county.name} County.")
+        self._notify("transfer", "family", from_county=old)
         return {"from": old, "to": county.name, "jurisdiction": s.jurisdiction}
 
     def _check_record_fee_payment(self, a) -> None:
@@ -691,13 +680,11 @@ class ChildCaseWorkflow(DuplicateHandling):
         return next((at for k, at in self._escalations() if k.endswith(f":{task_id}")), None)
 
     def _fire_second_notice(self, _: str) -> None:
-        self._notify("second_notice", "family", "Second notice: your CCS application",
-                     "We have not received your CCS application. Please return it as soon as possible.")
+        self._notify("second_notice", "family")
 
     def _fire_records_reminder(self, _: str) -> dict:
         n = sum(1 for k in self.s.notices_sent if "/records_reminder/" in k) + 1
-        self._notify("records_reminder", "referrer", "Reminder: CCS request for medical records",
-                     f"Reminder {n}: we are still waiting for the medical records for this CCS referral.")
+        self._notify("records_reminder", "referrer", reminder=n)
         self.s.deadlines["records_reminder"] = workflow.now() + self.s.policy.records.reminder_every
         return {"reminder": n}
 
@@ -714,8 +701,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _fire_renewal_notice(self, _: str) -> None:
         s = self.s
-        self._notify("renewal_notice", "family", "Your CCS renewal is due",
-                     f"Your child's CCS eligibility must be renewed by {s.renewal_due.isoformat()}.")
+        self._notify("renewal_notice", "family", renew_by=s.renewal_due)
         self._open_task("renewal", "Annual renewal: redetermine residential and financial eligibility",
                         self._worker(), start_of_day(s.renewal_due, s.policy.timezone))
 
@@ -807,8 +793,32 @@ class ChildCaseWorkflow(DuplicateHandling):
         return (s.child.guardian.email if s.child.guardian and s.child.guardian.email else None) or (
             s.referrer.email if s.referrer.kind in ("parent", "self") else None)
 
-    def _notify(self, kind: str, to: str, subject: str, body: str, address: str | None = None) -> None:
+    def _child_name(self) -> str:
+        return f"{self.s.child.first_name} {self.s.child.last_name}"
+
+    def _day(self, at: datetime) -> str:
+        """A due time's date in California, for a letter."""
+        return local_today(at, self.s.policy.timezone).isoformat()
+
+    def _appeal_terms(self) -> dict:
+        p = self.s.policy.notices
+        return {"answer_days": p.appeal_answer_within.days, "hearing_days": p.fair_hearing_window.days}
+
+    def _letter(self, kind: str, to: str, facts: dict) -> dict | None:
+        """A family's or provider's notice is a letter: its template data (letters.render.LetterData)."""
+        if to not in ("family", "referrer") or kind not in LETTERS:
+            return None
         s = self.s
+        return dict(kind=kind, case_id=s.case_id, child_name=self._child_name(), county=s.county,
+                    jurisdiction=s.jurisdiction, preferred_language=s.child.preferred_language,
+                    on=self._today().isoformat(), facts={k: str(v) for k, v in facts.items() if v is not None})
+
+    def _notify(self, kind: str, to: str, subject: str = "", body: str = "", address: str | None = None,
+                **facts) -> None:
+        s = self.s
+        letter = self._letter(kind, to, facts)
+        if letter is not None:
+            subject = letter_subject(kind, letter_language(s.child.preferred_language))
         if address is None and to == "family":
             address = self._family_address()
         elif address is None and to == "referrer":
@@ -817,7 +827,7 @@ class ChildCaseWorkflow(DuplicateHandling):
             address = s.case_manager
         key = f"{s.case_id}/{s.seq + 1}/{kind}/{len(self._draft.notices)}"
         self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
-                                          body=f"CCS case {s.case_id}\n\n{body}\n"))
+                                          body=f"CCS case {s.case_id}\n\n{body}\n", letter=letter))
         s.notices_sent.append(key)
 
     def _begin(self) -> None:

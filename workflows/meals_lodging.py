@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         SubmitReceipts,
     )
     from rules.ages import local_today, start_of_day
+    from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.reimbursement import (
         approval_caps,
         local_when,
@@ -198,18 +199,37 @@ class RequestWorkflow:
         self._close_tasks()
         self.s.deadlines.clear()
 
-    def _notify(self, kind: str, to: str, subject: str, body: str) -> None:
+    def _day(self, at: datetime) -> str:
+        """A due time's date in California, for a letter."""
+        return local_today(at, self.s.policy.timezone).isoformat()
+
+    def _letter(self, kind: str, to: str, facts: dict) -> dict | None:
+        """A family's notice is a letter: its template data (letters.render.LetterData)."""
+        if to != "family" or kind not in LETTERS:
+            return None
         s = self.s
+        return dict(kind=kind, case_id=s.case_id, request_id=s.request_id, child_name=s.child_name,
+                    county=s.county, jurisdiction=s.jurisdiction if s.jurisdiction == "state" else "county",
+                    preferred_language=s.preferred_language, on=self._today().isoformat(),
+                    facts={k: str(v) for k, v in facts.items() if v is not None})
+
+    def _notify(self, kind: str, to: str, subject: str = "", body: str = "", **facts) -> None:
+        s = self.s
+        letter = self._letter(kind, to, facts)
+        if letter is not None:
+            subject = letter_subject(kind, letter_language(s.preferred_language))
         address = {"family": s.family_address, "case_manager": self._worker()}.get(to)
         key = f"{s.request_id}/{s.seq + 1}/{kind}/{len(self._draft.notices)}"
         self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
-                                          body=f"CCS case {s.case_id}, request {s.request_id}\n\n{body}\n"))
+                                          body=f"CCS case {s.case_id}, request {s.request_id}\n\n{body}\n",
+                                          letter=letter))
         s.notices_sent.append(key)
 
-    def _notice_of_action(self, what: str) -> None:
-        days = self.s.policy.notices.appeal_window.days
-        self._notify("notice_of_action", "family", "CCS Notice of Action",
-                     f"{what} You may appeal within {days} days of this notice.")
+    def _notice_of_action(self, action: str, reason: str, details: str | None = None) -> None:
+        p = self.s.policy.notices
+        self._notify("notice_of_action", "family", action=action, reason=reason, details=details,
+                     basis=self.KIND, appeal_until=self._day(workflow.now() + p.appeal_window),
+                     answer_days=p.appeal_answer_within.days, hearing_days=p.fair_hearing_window.days)
 
     def _begin(self) -> None:
         self._draft = Draft()
@@ -257,9 +277,8 @@ class MealsLodgingWorkflow(RequestWorkflow):
         review = route.replace("_", " ")
         self._open_task("meals_lodging_decision", f"Decide meals and lodging ({review}) for travel on "
                         f"{req.travel_start}, condition {req.condition_id}", s.decision_due)
-        self._notify("meals_lodging_received", "family", "We received your meals and lodging request",
-                     f"We received your request for meals and lodging for travel from {req.travel_start} to "
-                     f"{req.travel_end}. It is under {review}; we will decide by {self._when(s.decision_due)}.")
+        self._notify("meals_lodging_received", "family", travel_start=req.travel_start, travel_end=req.travel_end,
+                     decide_by=self._day(s.decision_due))
         self._commit(inp.requested_by, "request_meals_lodging",
                      {"route": route, "emergency": req.emergency, "decision_due": s.decision_due.isoformat()})
 
@@ -324,7 +343,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
         trip = f"meals and lodging for travel from {req.travel_start} to {req.travel_end}"
         if a.decision == "deny":
             self._end("denied", f"denied: {a.reason}")
-            self._notice_of_action(f"Your request for {trip} is denied: {a.reason}.")
+            self._notice_of_action("deny_travel", a.reason, f"The request was for {trip}.")
             return {"decision": "deny"}
         s.state = "approved"
         s.receipts_due = receipts_due(req, s.policy)
@@ -337,11 +356,11 @@ class MealsLodgingWorkflow(RequestWorkflow):
         receipts = (f"Send your receipts (none are needed for gas) by {self._last_day(s.receipts_due)}; "
                     "amounts beyond this approval need a new prior approval.")
         if a.decision == "modify":
-            self._notice_of_action(f"Your request for {trip} is approved with changes: {a.reason}. "
-                                   f"Approved: {_dollars(approved)} (you asked for {_dollars(req.estimated)}). {receipts}")
+            self._notice_of_action("change_travel", a.reason, f"Approved: {_dollars(approved)} (you asked for "
+                                   f"{_dollars(req.estimated)}). {receipts}")
         else:
-            self._notify("meals_lodging_approved", "family", "CCS meals and lodging approved",
-                         f"Your request for {trip} is approved: {_dollars(approved)}. {receipts}")
+            self._notify("meals_lodging_approved", "family", travel_start=req.travel_start, travel_end=req.travel_end,
+                         amount=_dollars(approved), receipts_by=self._day(s.receipts_due - timedelta(minutes=1)))
         return {"decision": a.decision, "approved": approved.model_dump(mode="json"),
                 "receipts_due": s.receipts_due.isoformat()}
 
@@ -388,8 +407,8 @@ class MealsLodgingWorkflow(RequestWorkflow):
             s.state = "paying"
         else:
             self._end("expired" if expiring else "paid", "nothing payable: " + self._payable_note())
-            self._notify("reimbursement", "family", "CCS meals and lodging: nothing to reimburse",
-                         f"We reviewed your receipts: nothing can be reimbursed ({self._payable_note()}).")
+            self._notify("reimbursement", "family", travel_start=s.request.travel_start,
+                         travel_end=s.request.travel_end, amount="$0.00", note=self._payable_note())
 
     def _payable_note(self) -> str:
         r = self.s.reimbursement
@@ -413,11 +432,8 @@ class MealsLodgingWorkflow(RequestWorkflow):
         late = f"the receipts deadline passed; reimbursed what was receipted; {self._payable_note()}"
         self._end("expired" if s.expiring else "paid",
                   f"reimbursed ${amount}: " + (late if s.expiring else self._payable_note()))
-        self._notify("reimbursement", "family", "CCS meals and lodging reimbursement",
-                     f"We are reimbursing ${amount} for your travel from {s.request.travel_start} to "
-                     f"{s.request.travel_end} ({_dollars(s.reimbursement.payable)}). "
-                     + (f"Your receipts deadline passed: we reimbursed what was receipted; {self._payable_note()}."
-                        if s.expiring else f"Notes: {self._payable_note()}."))
+        self._notify("reimbursement", "family", travel_start=s.request.travel_start, travel_end=s.request.travel_end,
+                     amount=f"${amount}", note=late if s.expiring else self._payable_note())
         self._commit(SYSTEM, "reimbursement_paid", {"amount": str(amount)})
         return True
 
@@ -433,9 +449,8 @@ class MealsLodgingWorkflow(RequestWorkflow):
     def _fire_receipts_reminder(self) -> dict:
         s = self.s
         n = sum("/receipts_reminder/" in k for k in s.notices_sent) + 1
-        self._notify("receipts_reminder", "family", "Reminder: send your travel receipts",
-                     f"Reminder {n}: please send your receipts for travel from {s.request.travel_start} to "
-                     f"{s.request.travel_end} by {self._last_day(s.receipts_due)} (none are needed for gas).")
+        self._notify("receipts_reminder", "family", travel_start=s.request.travel_start,
+                     travel_end=s.request.travel_end, receipts_by=self._day(s.receipts_due - timedelta(minutes=1)))
         nxt = workflow.now() + s.policy.meals_lodging.receipts_reminder_every
         if nxt < s.receipts_due:
             s.deadlines["receipts_reminder"] = nxt
@@ -447,9 +462,8 @@ class MealsLodgingWorkflow(RequestWorkflow):
             self._settle(expiring=True)
             return {"receipts": len(s.receipts)}
         self._end("expired", f"no receipts by {self._last_day(s.receipts_due)}: nothing reimbursed")
-        self._notify("receipts_expired", "family", "CCS meals and lodging: receipts deadline passed",
-                     f"We did not receive receipts for travel from {s.request.travel_start} to {s.request.travel_end} "
-                     "by the deadline, so the request has closed without reimbursement.")
+        self._notify("receipts_expired", "family", travel_start=s.request.travel_start,
+                     travel_end=s.request.travel_end)
         return {"receipts": 0}
 
     # ---- the case closed ------------------------------------------------------------
@@ -459,15 +473,12 @@ class MealsLodgingWorkflow(RequestWorkflow):
         trip = f"meals and lodging for travel from {req.travel_start} to {req.travel_end}"
         if s.state == "awaiting_decision":
             self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
-            self._notify("request_withdrawn", "family", "CCS meals and lodging request withdrawn",
-                         f"Your CCS case has closed, so your request for {trip} was withdrawn without a decision.")
+            self._notify("request_withdrawn", "family", service=trip)
         elif s.state == "approved" and req.travel_start > self._today():
             self._end("cancelled", f"cancelled before travel: the case closed ({reason})")
-            self._notify("request_cancelled", "family", "CCS meals and lodging approval cancelled",
-                         f"Your CCS case has closed, so the approval of {trip} is cancelled: it will not be reimbursed.")
+            self._notify("request_cancelled", "family", travel_start=req.travel_start, travel_end=req.travel_end)
         elif s.state == "approved":
             # The trip began while the child was eligible: it is still reimbursed.
-            self._notify("case_closed_receipts", "family", "Send your travel receipts",
-                         f"Your CCS case has closed, but {trip} began while your child was eligible: send your "
-                         f"receipts by {self._last_day(s.receipts_due)} to be reimbursed.")
+            self._notify("case_closed_receipts", "family", travel_start=req.travel_start, travel_end=req.travel_end,
+                         receipts_by=self._day(s.receipts_due - timedelta(minutes=1)))
         return {"resolution": s.state}

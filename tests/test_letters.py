@@ -1,0 +1,158 @@
+"""Letters as a family reads them: every notice kind in English and Spanish, rendered to a
+PDF whose text (read back with pypdf) carries what the family needs; every element of
+22 CCR 42132 on a Notice of Action; every English template at grade 6 or below; the same
+data always the same bytes. Synthetic people only."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from functools import lru_cache
+
+import pytest
+import textstat
+from pydantic import ValidationError
+from pypdf import PdfReader
+
+from letters.catalog import KINDS, LANGUAGES, NOA_ACTIONS
+from letters.render import HERE, body_text, render
+from letters.samples import sample
+
+CHILD = "Mateo Testcase"
+
+
+def pdf_text(pdf: bytes) -> str:
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    return " ".join(text.split())  # line breaks fall anywhere in a paragraph
+
+
+@lru_cache(maxsize=None)
+def rendered(kind: str, language: str, county: str = "Kern", jurisdiction: str = "county") -> str:
+    return pdf_text(render(sample(kind, language, county=county, jurisdiction=jurisdiction)).pdf)
+
+
+def test_every_template_exists_in_every_language():
+    for language in LANGUAGES:
+        for kind in KINDS:
+            assert (HERE / "templates" / language / f"{kind}.html.j2").exists(), f"{language}/{kind}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_renders_a_pdf_with_what_the_family_needs(kind, language):
+    text = rendered(kind, language)
+    assert CHILD in text
+    assert "Kern County CCS" in text  # the county office
+    assert ("March 31, 2026" if language == "en" else "31 de marzo de 2026") in text  # California date
+    assert "case-0a1b2c3d4e5f60718293" in text
+    assert KINDS[kind].subject[language] in text
+    assert "(916) 440-7370" in text  # free language help
+    for fact in KINDS[kind].facts:  # the letter's own dates and facts are printed
+        value = sample(kind, language).facts[fact]
+        if re.fullmatch(r"\d{4}-\d\d-\d\d", value) or fact in ("action", "basis", "closure", "outcome"):
+            continue  # dates print long-form; codes print as sentences (checked below)
+        assert value in text, fact
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("action", NOA_ACTIONS)
+def test_notice_of_action_carries_every_element_of_22_ccr_42132(action, language):
+    facts = {"action": action, "reason": "Your family lives in another county.", "basis": "eligibility",
+             "appeal_until": "2026-04-30"}
+    text = pdf_text(render(sample("notice_of_action", language, facts=facts)).pdf)
+    en = language == "en"
+    # the action
+    assert ("What we decided" if en else "Lo que decidimos") in text
+    decided = text.lower()
+    assert ("denied" in decided or "said no" in decided or "with changes" in decided) if en else \
+        ("negamos" in decided or "con cambios" in decided)
+    # the reason
+    assert "Your family lives in another county." in text
+    # the regulation it rests on
+    assert "22 CCR 41519 and HSC 123870" in text and "22 CCR 42132" in text
+    # the right to appeal, how, and the time limit
+    assert ("you have the right to appeal" if en else "tiene derecho a apelar") in text
+    assert ("How to appeal: write to Kern County CCS" if en else "Cómo apelar: escriba a Kern County CCS") in text
+    assert ("April 30, 2026" if en else "30 de abril de 2026") in text
+    # the right to a fair hearing, and its time limit
+    assert ("the right to a State fair hearing" if en else "derecho a una audiencia imparcial del Estado") in text
+    assert ("within 14 days" if en else "dentro de 14 días") in text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_appeal_path_follows_the_county(language):
+    dependent = rendered("notice_of_action", language, county="Alpine", jurisdiction="state")
+    independent = rendered("notice_of_action", language)
+    state = "State CCS regional office decides appeals" if language == "en" else \
+        "oficina regional de CCS del Estado decide las apelaciones"
+    assert state in dependent and state not in independent
+    assert "Alpine County CCS" in dependent
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_english_template_reads_at_grade_6_or_below(kind):
+    grade = textstat.flesch_kincaid_grade(body_text(sample(kind)))
+    assert grade <= 6, f"{kind}: Flesch-Kincaid grade {grade}"
+
+
+def test_same_data_same_bytes_and_other_data_other_bytes():
+    a = render(sample("notice_of_action")).pdf
+    assert render(sample("notice_of_action")).pdf == a
+    assert render(sample("notice_of_action", child_name="Lucia Testcase")).pdf != a
+    # The PDF's dates are the letter's date, never the clock's.
+    assert PdfReader(io.BytesIO(a)).metadata["/CreationDate"].startswith("D:20260331")
+
+
+def test_taglines_are_sourced_and_printed_in_their_script():
+    taglines = json.loads((HERE / "taglines.json").read_text())
+    assert len(taglines["languages"]) + len(taglines["unsourced"]) >= 15
+    for t in taglines["languages"]:
+        assert t["source"].startswith("https://www.dhcs.ca.gov/"), t["code"]
+    text = rendered("application_packet", "en")
+    assert "Tiếng Việt" in text and "中文" in text
+    for t in taglines["languages"]:
+        if t.get("dir") != "rtl":  # pypdf returns right-to-left runs reordered
+            assert t["text"][:20] in text, t["code"]
+
+
+def test_an_unsourced_county_prints_the_state_contact_not_an_invented_one():
+    text = rendered("case_open", "en", county="Alpine")
+    assert "Alpine County CCS" in text
+    assert "State contact: California Department of Health Care Services" in text
+    assert "P.O. Box 997413" in text
+
+
+def test_bad_letter_data_is_refused_with_what_is_missing():
+    with pytest.raises(ValidationError, match="needs appeal_until"):
+        sample("notice_of_action", facts={"action": "deny_case", "reason": "x", "basis": "eligibility"})
+    with pytest.raises(ValidationError, match="no letter template for notice kind 'task_overdue'"):
+        sample("task_overdue")
+    with pytest.raises(ValidationError, match="unknown Notice of Action action"):
+        sample("notice_of_action", facts={"action": "maybe", "reason": "x", "basis": "eligibility",
+                                          "appeal_until": "2026-04-30"})
+
+
+def test_preferred_language_is_captured_at_referral_and_checked():
+    from models.referral import Child
+
+    base = {"first_name": "Mateo", "last_name": "Testcase", "date_of_birth": "2019-03-14", "county": "Kern"}
+    assert Child(**base).preferred_language == "en"  # default English
+    assert Child(**base, preferred_language="es").preferred_language == "es"
+    with pytest.raises(ValidationError, match="'en', 'es', 'vi'"):  # the error lists what is accepted
+        Child(**base, preferred_language="Spanish")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_closure_reason_is_explained_in_the_closure_letter(language):
+    from typing import get_args
+
+    from models.case import ClosureReason
+
+    fallback = "See the note from your case manager." if language == "en" else "Vea la nota"
+    for reason in get_args(ClosureReason):
+        facts = {"closure": reason} | ({"merged_into": "case-kept0001"} if reason == "merged" else {})
+        text = body_text(sample("case_closed", language, facts=facts))
+        assert fallback not in text, reason
+        if reason == "merged":  # the family learns which case number their child's care goes on under
+            assert "case-kept0001" in text
