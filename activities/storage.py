@@ -3,16 +3,48 @@ read-model update and notices, in one transaction that a retry cannot apply twic
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.notify import Notifier
 from activities.tables import AuditRow, CaseRow, OutboxRow, TaskRow
 from models.case import StepRecord
+
+T = TypeVar("T")
+HEARTBEAT_EVERY = 2.0  # seconds; the workflow's heartbeat timeout is a few of these
+# What an unreachable or restarting PostgreSQL raises (asyncpg's own errors arrive wrapped in DBAPIError).
+DB_DOWN = (DBAPIError, InterfaceError, OperationalError, OSError, ConnectionError, asyncio.TimeoutError)
+
+
+async def heartbeating(work: Awaitable[T]) -> T:
+    """Await ``work`` while telling Temporal every few seconds that this worker is alive, so a
+    killed worker's step is retried within the heartbeat timeout, not the minute-long one."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()  # (a no-op once it is done) the activity was cancelled: so is its work
+
+
+def database_error(e: BaseException) -> ApplicationError:
+    """A short, retryable error naming only the error's class: the driver's own message carries
+    the statement and its parameters (PHI), and encoded it exceeds the server's failure size."""
+    cause = getattr(e, "orig", None) or e
+    return ApplicationError(f"PostgreSQL unavailable or failing ({type(cause).__name__}); the step will be retried",
+                            type="DatabaseUnavailable")
 
 
 class CaseActivities:
@@ -23,17 +55,23 @@ class CaseActivities:
     @activity.defn(name="record_steps")
     async def record_steps(self, steps: list[StepRecord]) -> int:
         """Persist steps (idempotent: keyed by case and step number), then deliver their notices."""
-        async with self.sessions.begin() as session:
-            for step in steps:
-                await self._apply(session, step)
+        try:
+            await heartbeating(self._apply_all(steps))
+        except DB_DOWN as e:
+            raise database_error(e) from None
         keys = [n.key for step in steps for n in step.notices]
         try:
-            return await self.notifier.deliver(keys)
+            return await heartbeating(self.notifier.deliver(keys))
         except Exception as e:
             # The steps are recorded; the notices wait in the outbox for the dispatcher, so a
             # mail outage never holds up the case's timers and actions.
             activity.logger.warning("notice delivery deferred: %s", type(e).__name__)
             return 0
+
+    async def _apply_all(self, steps: list[StepRecord]) -> None:
+        async with self.sessions.begin() as session:
+            for step in steps:
+                await self._apply(session, step)
 
     async def _apply(self, session, step: StepRecord) -> None:
         await session.execute(insert(AuditRow).values(

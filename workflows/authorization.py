@@ -169,7 +169,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
 
     # ---- the case closed ------------------------------------------------------------
 
-    def _on_case_closed(self, reason: str) -> dict:
+    def _on_case_closed(self, reason: str, on) -> dict:
         self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
         self._notify("request_withdrawn", "family", "CCS service authorization request withdrawn",
                      f"Your CCS case has closed, so the request for {self.s.request.service} was withdrawn "
