@@ -35,7 +35,7 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -50,6 +50,7 @@ from models import search
 from models.actions import ACTIONS
 from models.case import CaseStatus, StepRecord
 from models.policy import Policy
+from rules.ages import local_today, start_of_day
 from starters.client import Cases, CcsError, case_id_for
 from tests.conftest import CONVERTER, INTAKE, KEYRING, cases_for
 from tests.helpers import CM, MC, SUP, act, kinds, referral
@@ -590,10 +591,26 @@ async def test_worker_killed_between_smtp_accept_and_outbox_commit(worker_rig, s
         raise DuplicateDelivery(f"{packet} reached the SMTP server {smtp.counts[packet]} times (Message-IDs {ids})")
 
 
+async def query_through_a_restart(workers: WorkerProcess, cases: Cases, wid: str, due: datetime) -> None:
+    """SIGKILL the worker while ``wid`` waits on a timer due at ``due``; ask `ccs show` three
+    times while no worker is up and the timer fires; then start a worker, which answers."""
+    workers.proc.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(workers.proc.wait)
+    assert datetime.now(timezone.utc) < due, "the worker died after the timer: nothing to see"
+    queries = [asyncio.create_task(asyncio.wait_for(cases.show(wid), 45)) for _ in range(3)]
+    await until(lambda: asyncio.sleep(0, result=datetime.now(timezone.utc) > due + timedelta(seconds=0.5)), 20,
+                "the timer to fire with no worker up")
+    workers.start()
+    answers = await asyncio.gather(*queries)
+    assert all(getattr(a, "case_id", None) and wid.startswith(a.case_id) for a in answers)
+
+
 @pytest.mark.timeout(90)
 async def test_query_while_the_worker_restarts_keeps_the_history_replayable(worker_rig, sessions, tmp_path):
     """`ccs show` on a case waiting on a timer, while its worker is down (SIGKILL) and the timer
-    fires; then a worker comes back and answers. The history must replay afterwards."""
+    fires; then a worker comes back and answers. The timer's task then runs on the previous
+    task's clock (temporalio 1.35.0, see tests/canary/); the case fires the deadline all the
+    same, and its history replays afterwards."""
     workers, smtp, cases, rng, seed = worker_rig
     intake = FAST.intake.model_copy(update={"second_notice_after": timedelta(seconds=5)})
     policy = FAST.model_copy(update={"intake": intake})
@@ -601,19 +618,60 @@ async def test_query_while_the_worker_restarts_keeps_the_history_replayable(work
     status = await cases.refer(child(f"Asked{uuid.uuid4().hex[:6]}"), INTAKE)
     cid, due = status.case_id, status.deadlines["second_notice"]
     await until(lambda: settled(cases.client, sessions, cid), 15, "the case at rest, waiting on its timer")
-    workers.proc.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(workers.proc.wait)
-    assert datetime.now(timezone.utc) < due, "the worker died after the timer: nothing to see"
-    queries = [asyncio.create_task(asyncio.wait_for(cases.show(cid), 45)) for _ in range(3)]
-    await until(lambda: asyncio.sleep(0, result=datetime.now(timezone.utc) > due + timedelta(seconds=0.5)), 10,
-                "the timer to fire with no worker up")
-    workers.start()
-    answers = await asyncio.gather(*queries)
-    assert all(a.case_id == cid for a in answers)
+    await query_through_a_restart(workers, cases, cid, due)
     await wait_notice(sessions, cid, "second_notice")
-    await until(lambda: settled(cases.client, sessions, cid), 20, "the second notice in PostgreSQL")
+    view = await until(lambda: settled(cases.client, sessions, cid), 20, "the second notice in PostgreSQL")
+    assert [a for _, a in view["audit"]].count("timer:second_notice") == 1
     failures = await replay_failures(cases.client, [cid], tmp_path)
     assert not failures, f"{cid}'s history (in {tmp_path}) does not replay: {failures}"
+
+
+async def request_at_rest(client: Client, sessions, request_id: str) -> bool:
+    steps, busy = await steps_of(client, request_id)
+    async with sessions() as s:
+        recorded = await s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.source == request_id))
+    return not busy and recorded == len(steps) > 0
+
+
+@pytest.mark.timeout(120)
+async def test_query_on_a_request_while_the_worker_restarts(worker_rig, sessions, tmp_path):
+    """The same for a meals-and-lodging request whose receipts window is open: `ccs show` on the
+    request while its worker is down and its receipts reminder fires. The reminder goes out
+    once; the request's and the case's histories replay."""
+    workers, smtp, cases, rng, seed = worker_rig
+    tz = FAST.timezone
+    today = local_today(datetime.now(timezone.utc), tz)
+    # An emergency trip that ended yesterday: receipts are due in 60 days, the first reminder is
+    # due (this policy) 20 seconds from now, counted from the start of today.
+    first_reminder = datetime.now(timezone.utc) + timedelta(seconds=20) - start_of_day(today, tz)
+    policy = FAST.model_copy(update={"meals_lodging": FAST.meals_lodging.model_copy(
+        update={"receipts_reminder_every": first_reminder})})
+    cases = Cases(cases.client, cases.task_queue, policy, cases.secret)
+    cid = (await cases.refer(child(f"Trip{uuid.uuid4().hex[:6]}") | {"records_attached": True}, INTAKE)).case_id
+    await cases.act(cid, "record_application", act(CM))
+    await cases.act(cid, "record_eligibility", act(CM, finances=ELIGIBLE))
+    await cases.act(cid, "record_medical_determination", act(MC, condition_id="C1", eligible=True, reason="CF"))
+    yesterday = (today - timedelta(days=1)).isoformat()
+    trip = {"travel_start": yesterday, "travel_end": yesterday, "nights": 0, "emergency": True,
+            "travellers": [{"relationship": "child"}, {"relationship": "parent"}], "round_trip_miles": "40",
+            "condition_id": "C1", "treatment": "Emergency visit",
+            "estimated": {"meals": "30.00", "lodging": "0", "mileage": "8.40", "parking": "0", "tolls": "0"}}
+    status = await cases.act(cid, "request_meals_lodging", act(CM, request=trip))
+    rid = status.requests[0].request_id
+    await until(lambda: request_at_rest(cases.client, sessions, rid), 15, "the request started")
+    req = await cases.act(cid, "decide_meals_lodging", act(CM, request_id=rid, decision="approve"))
+    assert req.state == "approved" and set(req.deadlines) == {"receipts_due", "receipts_reminder"}, req.deadlines
+    due = req.deadlines["receipts_reminder"]
+    await until(lambda: request_at_rest(cases.client, sessions, rid), 15, "the request at rest")
+    await until(lambda: settled(cases.client, sessions, cid), 15, "the case at rest")
+    await query_through_a_restart(workers, cases, rid, due)
+    await wait_notice(sessions, cid, "receipts_reminder")
+    await until(lambda: request_at_rest(cases.client, sessions, rid), 30, "the reminder in PostgreSQL")
+    failures = await replay_failures(cases.client, [rid, cid], tmp_path)
+    assert not failures, f"histories (in {tmp_path}) do not replay: {failures}"
+    req = await show(cases, rid)
+    assert req.state == "approved" and kinds(req).count("receipts_reminder") == 1
+    assert req.deadlines["receipts_reminder"] == due + first_reminder  # the next, counted from the last
 
 
 # ---- 2. PostgreSQL down ---------------------------------------------------------------------
