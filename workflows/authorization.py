@@ -8,7 +8,7 @@ never approved by default: the task stays open and overdue until someone decides
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -169,7 +169,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
 
     # ---- the case closed ------------------------------------------------------------
 
-    def _on_case_closed(self, reason: str, on) -> dict:
+    def _on_case_closed(self, reason: str, on: date) -> dict:
         self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
         self._notify("request_withdrawn", "family", "CCS service authorization request withdrawn",
                      f"Your CCS case has closed, so the request for {self.s.request.service} was withdrawn "
