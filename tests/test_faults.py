@@ -655,8 +655,9 @@ async def test_query_on_a_request_while_the_worker_restarts(worker_rig, sessions
     tz = FAST.timezone
     today = local_today(datetime.now(timezone.utc), tz)
     # An emergency trip that ended yesterday: receipts are due in 60 days, the first reminder is
-    # due (this policy) 20 seconds from now, counted from the start of today.
-    first_reminder = datetime.now(timezone.utc) + timedelta(seconds=20) - start_of_day(today, tz)
+    # due (this policy) 40 seconds from now, counted from the start of today: time enough to set
+    # the request up on a loaded machine.
+    first_reminder = datetime.now(timezone.utc) + timedelta(seconds=40) - start_of_day(today, tz)
     policy = FAST.model_copy(update={"meals_lodging": FAST.meals_lodging.model_copy(
         update={"receipts_reminder_every": first_reminder})})
     cases = Cases(cases.client, cases.task_queue, policy, cases.secret)
