@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType, TaskQueueKind
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -60,6 +61,14 @@ async def ask(handle) -> str:
             await asyncio.sleep(0.2)
 
 
+async def timers_taken(handle) -> int | None:
+    """The workflow's result; None if it never finished (its next task failed on the worker)."""
+    try:
+        return await asyncio.wait_for(handle.result(), 30)
+    except (asyncio.TimeoutError, WorkflowFailureError):
+        return None
+
+
 async def wait_for(probe, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not await probe():
@@ -85,7 +94,8 @@ async def test_a_timer_never_fires_early_by_the_workflow_clock():
                 return [(await h.fetch_history()).events for h in handles]
 
             async def timers_started() -> bool:  # each workflow's first task is done
-                return all(any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in h) for h in await histories())
+                started = EventType.EVENT_TYPE_TIMER_STARTED
+                return all(any(e.event_type == started for e in h) for h in await histories())
 
             async def timer_tasks_back_on_the_normal_queue() -> bool:
                 # The timer fired and its workflow task left the dead worker's sticky queue (after its
@@ -101,14 +111,14 @@ async def test_a_timer_never_fires_early_by_the_workflow_clock():
             queries += [asyncio.create_task(ask(h)) for h in handles for _ in range(2)]
             await asyncio.sleep(0.5)
             worker = start_worker(address, queue)
-            assert await asyncio.wait_for(asyncio.gather(*queries), 60) == ["pong"] * len(queries)
-            timers = [await asyncio.wait_for(h.result(), 45) for h in handles]
-            histories = [await h.fetch_history() for h in handles]
+            await asyncio.wait_for(asyncio.gather(*queries, return_exceptions=True), 60)
+            timers = [await timers_taken(h) for h in handles]
+            kept = [await h.fetch_history() for h in handles]
         finally:
             worker.kill()
             worker.wait()
     replayer = Replayer(workflows=[SleepThenReadTheClock])
     diverged = [str((await replayer.replay_workflow(h, raise_on_replay_failure=False)).replay_failure)[:300]
-                for h in histories]
+                for h in kept]
     if timers != [1] * WORKFLOWS or any(d != "None" for d in diverged):
         raise TimerFiredEarly(f"timers per workflow {timers} (expected one each); replays: {diverged}")
