@@ -102,7 +102,12 @@ class SmtpChannel:
 
 
 class Notifier:
-    """The service activities call: record in the outbox, then deliver exactly once."""
+    """The service activities call: record in the outbox, then deliver at least once.
+
+    A notice is committed 'sent' only after the channel accepted it, so none is ever lost (a
+    Notice of Action must reach the family). A worker killed between the channel's acceptance
+    and that commit leaves it 'pending', and it is sent again: with the same Message-ID (fixed
+    by its idempotency key), so a receiving mail system can drop the copy."""
 
     def __init__(self, sessions: async_sessionmaker, channel: Channel, mail_from: str,
                  supervisor: str, staff_domain: str = "localhost", letters: LetterStore | None = None) -> None:

@@ -3,18 +3,50 @@ read-model update and notices, in one transaction that a retry cannot apply twic
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.notify import Notifier
 from activities.records import write_snapshot
 from activities.tables import AuditRow, CaseRow, LetterRow, OutboxRow, TaskRow
 from models.case import StepRecord
+
+T = TypeVar("T")
+HEARTBEAT_EVERY = 2.0  # seconds; the workflow's heartbeat timeout is a few of these
+# What an unreachable or restarting PostgreSQL raises (asyncpg's own errors arrive wrapped in DBAPIError).
+DB_DOWN = (DBAPIError, InterfaceError, OperationalError, OSError, ConnectionError, asyncio.TimeoutError)
+
+
+async def heartbeating(work: Awaitable[T]) -> T:
+    """Await ``work`` while telling Temporal every few seconds that this worker is alive, so a
+    killed worker's step is retried within the heartbeat timeout, not the minute-long one."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+            if done:
+                return task.result()
+            if activity.in_activity():  # (tests also call the activity's method directly)
+                activity.heartbeat()
+    finally:
+        task.cancel()  # (a no-op once it is done) the activity was cancelled: so is its work
+
+
+def database_error(e: BaseException) -> ApplicationError:
+    """A short, retryable error naming only the error's class: the driver's own message carries
+    the statement and its parameters (PHI), and encoded it exceeds the server's failure size."""
+    cause = getattr(e, "orig", None) or e
+    return ApplicationError(f"PostgreSQL unavailable or failing ({type(cause).__name__}); the step will be retried",
+                            type="DatabaseUnavailable")
 
 
 class CaseActivities:
@@ -29,6 +61,22 @@ class CaseActivities:
         ``status``: the workflow's status after the last step, kept as the case record."""
         store = self.notifier.letters
         letters = [row for step in steps for row in store.data_rows(step.case_id, step.notices)] if store else []
+        try:
+            await heartbeating(self._apply_all(steps, letters, status))
+        except DB_DOWN as e:
+            raise database_error(e) from None
+        later = {row["key"] for row in letters}
+        keys = [n.key for step in steps for n in step.notices if n.key not in later]
+        self.notifier.deliver_later([n.key for step in steps for n in step.notices if n.key in later])
+        try:
+            return await heartbeating(self.notifier.deliver(keys))
+        except Exception as e:
+            # The steps are recorded; the notices wait in the outbox for the dispatcher, so a
+            # mail outage never holds up the case's timers and actions.
+            activity.logger.warning("notice delivery deferred: %s", type(e).__name__)
+            return 0
+
+    async def _apply_all(self, steps: list[StepRecord], letters: list[dict], status: dict[str, Any] | None) -> None:
         async with self.sessions.begin() as session:
             for step in steps:
                 await self._apply(session, step)
@@ -37,16 +85,6 @@ class CaseActivities:
             if status is not None and steps and self.codec is not None:
                 last = steps[-1]
                 await write_snapshot(session, self.codec, last.case_id, last.source, last.seq, status)
-        later = {row["key"] for row in letters}
-        keys = [n.key for step in steps for n in step.notices if n.key not in later]
-        self.notifier.deliver_later([n.key for step in steps for n in step.notices if n.key in later])
-        try:
-            return await self.notifier.deliver(keys)
-        except Exception as e:
-            # The steps are recorded; the notices wait in the outbox for the dispatcher, so a
-            # mail outage never holds up the case's timers and actions.
-            activity.logger.warning("notice delivery deferred: %s", type(e).__name__)
-            return 0
 
     async def _apply(self, session, step: StepRecord) -> None:
         await session.execute(insert(AuditRow).values(

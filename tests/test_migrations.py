@@ -85,9 +85,12 @@ async def test_audit_log_stays_append_only_after_reupgrade(fresh_db):
             await conn.execute(text(
                 "INSERT INTO audit_log (case_id, source, seq, at, actor_id, actor_role, action, stage, county, detail)"
                 " VALUES ('c', 'c', 1, now(), 'a', 'system', 'refer', 'intake', 'Kern', '{}')"))
-        with pytest.raises(DBAPIError, match="append-only"):
-            async with engine.begin() as conn:
-                await conn.execute(text("UPDATE audit_log SET actor_id = 'b'"))
+        for statement in ("UPDATE audit_log SET actor_id = 'b'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with engine.begin() as conn:
+                    await conn.execute(text(statement))
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM audit_log")) == 1
     finally:
         await engine.dispose()
 

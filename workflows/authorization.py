@@ -8,7 +8,7 @@ never approved by default: the task stays open and overdue until someone decides
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -167,7 +167,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
 
     # ---- the case closed ------------------------------------------------------------
 
-    def _on_case_closed(self, reason: str) -> dict:
+    def _on_case_closed(self, reason: str, on: date) -> dict:
         self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
         self._notify("request_withdrawn", "family", service=self.s.request.service)
         return {"resolution": "withdrawn"}

@@ -17,7 +17,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.common import Draft, decode, invalid, record_steps
+from workflows.common import TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
 from workflows.identity import DuplicateHandling
 
 with workflow.unsafe.imports_passed_through():
@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.eligibility import residential_financial
     from rules.referral import referral_problems
+    from rules.deadlines import due_by, next_target
 
 @workflow.defn
 class ChildCaseWorkflow(DuplicateHandling):
@@ -67,6 +68,9 @@ class ChildCaseWorkflow(DuplicateHandling):
         self._invalid: dict[str, str] = {}
         # The referral that starts the case arrives again as the start's `refer` update: not a duplicate.
         self._opening_referral = inp.referral_id if inp.state is None else None
+        self._firing_at: datetime | None = None  # the timer target being fired: the clock for its values
+        self._events = 0  # this run's history events, over-estimated: continue-as-new comes before the limit
+        self._run_over = False
         if inp.state is not None:
             self.s = inp.state
             self.s.runs += 1
@@ -89,6 +93,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         # Runs begun before this patch cleared the wake flag after the awaits below, so a step
         # taken during them waited for the next timer to reach search attributes.
         wake_first = workflow.patched("wake-before-flush")
+        timer_driven = workflow.patched(TIMER_DRIVEN)
         while True:
             if wake_first:
                 self._wake = False  # cleared before the awaits: a step taken during them wakes the next pass
@@ -96,6 +101,11 @@ class ChildCaseWorkflow(DuplicateHandling):
             await self._start_requests()
             if wake_first:
                 self._upsert_search_attributes()
+            if timer_driven:
+                if self.s.stage == "closed" or self._run_is_over():
+                    break
+                await self._wait_and_fire()
+                continue
             if self.s.stage == "closed" or self._should_continue_as_new(run_started):
                 break
             wake_in = self._next_wake(run_started) - workflow.now()
@@ -118,6 +128,22 @@ class ChildCaseWorkflow(DuplicateHandling):
             return self._status()
         workflow.continue_as_new(CaseInput(case_id=self.s.case_id, policy=self.s.policy, state=self.s))
 
+    async def _wait_and_fire(self) -> None:
+        """Wait for the earliest deadline; if its timer elapsed, fire what it made due."""
+        target = next_target(self._timed())
+        self._events += 5  # the timer's two events and the workflow task's three
+        if await wait_for_deadline(lambda: self._wake, target):
+            self._fire_due(until=target)
+
+    def _run_is_over(self) -> bool:
+        """Its year is up (a timer said so), or its history is long (counted, not asked for)."""
+        return self._run_over or self._events >= self.s.policy.run.continue_as_new_after_events
+
+    def _timed(self) -> dict[str, datetime]:
+        """Everything the case waits for: its deadlines, task escalations, the end of this run."""
+        run_ends = workflow.info().workflow_start_time + self.s.policy.run.continue_as_new_after
+        return {**self.s.deadlines, **dict(self._escalations()), "run_ends": run_ends}
+
     def _should_continue_as_new(self, run_started: datetime) -> bool:
         info = workflow.info()
         run = self.s.policy.run
@@ -132,12 +158,14 @@ class ChildCaseWorkflow(DuplicateHandling):
             batch = list(self.s.pending_steps)
             await record_steps(batch, self._status())
             del self.s.pending_steps[: len(batch)]
+            self._events += 6 + 3 * len(batch)  # the activity's, its workflow task's, and each step's update
 
     # ---- requests (child workflows) -----------------------------------------------
 
     async def _start_requests(self) -> None:
         while self.s.requests_to_start:
             start = self.s.requests_to_start[0]
+            self._events += 6
             try:
                 await workflow.start_child_workflow(
                     start.workflow, start.input, id=start.input.request_id,
@@ -153,7 +181,8 @@ class ChildCaseWorkflow(DuplicateHandling):
             if summary.closed:
                 continue
             try:
-                await workflow.get_external_workflow_handle(summary.request_id).signal("case_closed", reason)
+                await workflow.get_external_workflow_handle(summary.request_id).signal(
+                    "case_closed", args=[reason, self.s.closure.on if self.s.closure else self._today()])
             except Exception:  # the request finished meanwhile
                 workflow.logger.info("request %s already finished", summary.request_id)
 
@@ -162,6 +191,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         if summary.request_id.startswith(f"{self.s.case_id}-"):
             changed = self.s.requests.get(summary.request_id) != summary
             self.s.requests[summary.request_id] = summary
+            self._events += 4
             self._wake = True
             # A step, so the case record (and audit trail) follows its requests.
             if changed and workflow.patched("record-request-changes"):
@@ -299,11 +329,15 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     # ---- stages ---------------------------------------------------------------------
 
+    def _clock(self) -> datetime:
+        """Now, for values; while a timer fires, its target (the task's clock may be stale)."""
+        return self._firing_at or workflow.now()
+
     def _today(self) -> date:
-        return local_today(workflow.now(), self.s.policy.timezone)
+        return local_today(self._clock(), self.s.policy.timezone)
 
     def _move(self, stage: Stage) -> None:
-        now = workflow.now()
+        now = self._clock()
         for key in [k for k in self.s.deadlines if k != "aged_out" and not k.startswith("milestone:")]:
             del self.s.deadlines[key]
         for task in list(self.s.tasks.values()):
@@ -657,14 +691,25 @@ class ChildCaseWorkflow(DuplicateHandling):
                 out.append((f"task_grace:{t.id}", t.due + grace))
         return out
 
-    def _fire_due(self) -> None:
-        now = workflow.now()
-        due = sorted([(at, k) for k, at in self.s.deadlines.items() if at <= now] +
-                     [(at, k) for k, at in self._escalations() if at <= now])
-        for _, key in due:
+    def _fire_due(self, until: datetime | None = None) -> None:
+        """Fire the deadlines due by ``until``, a timer's target (runs before the timer-driven
+        patch passed none and read the clock); their steps take that target as their time."""
+        now = until or workflow.now()
+        due = due_by(self._timed() if until else {**self.s.deadlines, **dict(self._escalations())}, now)
+        self._firing_at = until
+        try:
+            self._fire_each(due, now)
+        finally:
+            self._firing_at = None
+
+    def _fire_each(self, due: list[str], now: datetime) -> None:
+        for key in due:
             name, _, arg = key.partition(":")
             if self.s.stage == "closed":
                 return
+            if key == "run_ends":
+                self._run_over = True  # the loop continues as new once this pass's steps are recorded
+                continue
             if name.startswith("task_"):
                 if (key, self._escalation_at(arg)) not in self._escalations():
                     continue  # the task closed, or was escalated, earlier in this pass
@@ -685,7 +730,7 @@ class ChildCaseWorkflow(DuplicateHandling):
     def _fire_records_reminder(self, _: str) -> dict:
         n = sum(1 for k in self.s.notices_sent if "/records_reminder/" in k) + 1
         self._notify("records_reminder", "referrer", reminder=n)
-        self.s.deadlines["records_reminder"] = workflow.now() + self.s.policy.records.reminder_every
+        self.s.deadlines["records_reminder"] = self._clock() + self.s.policy.records.reminder_every
         return {"reminder": n}
 
     def _fire_records_escalation(self, _: str) -> None:
@@ -750,7 +795,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         p = self.s.policy.active
         title = ("Start transition planning" if age == p.transition_planning_age
                  else f"Transition review at age {age}")
-        self._open_task(f"transition:{age}", title, self._worker(), workflow.now() + p.milestone_task_within)
+        self._open_task(f"transition:{age}", title, self._worker(), self._clock() + p.milestone_task_within)
 
     # ---- tasks, notices, steps ------------------------------------------------------
 
@@ -769,7 +814,7 @@ class ChildCaseWorkflow(DuplicateHandling):
     def _open_task(self, kind: str, title: str, assignee: str, due: datetime) -> None:
         self.s.task_counter += 1
         task = Task(id=f"T{self.s.task_counter}", kind=kind, title=title, assignee=assignee,
-                    due=due, opened_at=workflow.now())
+                    due=due, opened_at=self._clock())
         self.s.tasks[task.id] = task
         self._draft.opened.append(TaskRef(**task.model_dump(exclude={"escalated"})))
 
@@ -843,7 +888,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         s = self.s
         s.seq += 1
         s.pending_steps.append(StepRecord(
-            case_id=s.case_id, source=s.case_id, seq=s.seq, at=workflow.now(), actor_id=actor.id, actor_role=actor.role,
+            case_id=s.case_id, source=s.case_id, seq=s.seq, at=self._clock(), actor_id=actor.id, actor_role=actor.role,
             action=action, stage=s.stage, county=s.county, detail=detail,
             tasks_opened=[t for t in self._draft.opened if t.id in s.tasks],
             tasks_closed=[i for i in self._draft.closed if i not in {t.id for t in self._draft.opened}],

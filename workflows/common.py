@@ -3,7 +3,9 @@ how steps are persisted, and how an action's payload is read."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -14,6 +16,11 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from models.case import Notice, StepRecord, TaskRef
+    from rules.deadlines import timer_length
+
+# Runs started before this patch chose whether a deadline fired by reading workflow.now();
+# a workflow task run on a stale clock (a query during a worker restart) then diverged on replay.
+TIMER_DRIVEN = "timer-driven-deadlines"
 
 INVALID = "InvalidAction"  # `ccs act` shows its message and, in details[0], the fields
 STEP_RETRY = RetryPolicy(
@@ -53,6 +60,37 @@ async def record_steps(steps: list[StepRecord], status: BaseModel | None = None)
 
     ``status`` (the workflow's status after the batch) becomes the case record in PostgreSQL.
     It is an argument, not a command: histories recorded without it replay unchanged."""
+    # The heartbeat timeout, not the start-to-close one, notices a killed worker: its step is
+    # retried after seconds. (Timeouts are not part of what a replay compares.)
     await workflow.execute_activity("record_steps", args=[steps] if status is None else [steps, status],
                                     start_to_close_timeout=timedelta(seconds=60),
+                                    heartbeat_timeout=timedelta(seconds=10),
                                     retry_policy=STEP_RETRY, summary=f"record {len(steps)} step(s)")
+
+
+async def wait_for_deadline(woken: Callable[[], bool], target: datetime | None) -> bool:
+    """Wait until ``woken()`` or a timer reaches ``target``; True only if the timer did.
+
+    The timer starts even when the target looks past: whether to wait never reads the clock,
+    only how long. If the timer and a wake-up land together, the timer still counts (the
+    caller fires the deadlines and handles the wake-up on its next pass), so the outcome does
+    not depend on how the events were batched into workflow tasks."""
+    if woken():
+        return False
+    if target is None:
+        await workflow.wait_condition(woken)
+        return False
+    reached = False
+
+    async def timer() -> None:
+        nonlocal reached
+        await asyncio.sleep(timer_length(target, workflow.now()).total_seconds())
+        reached = True
+
+    task = asyncio.create_task(timer())
+    try:
+        await workflow.wait_condition(lambda: reached or woken())
+    finally:
+        if not task.done():
+            task.cancel()
+    return reached

@@ -9,7 +9,7 @@ tasks, notices, step records, timers, and telling the case about every change.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import FailureError
 
-from workflows.common import Draft, decode, invalid, record_steps
+from workflows.common import TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from rules.ages import local_today, start_of_day
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
+    from rules.deadlines import due_by, next_target
     from rules.reimbursement import (
         approval_caps,
         local_when,
@@ -67,15 +68,24 @@ class RequestWorkflow:
         self._draft = Draft()
         self._wake = False
         self._told: RequestSummary | None = None
+        self._firing_at: datetime | None = None  # the timer target being fired: the clock for its values
 
     # ---- main loop ------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        timer_driven = workflow.patched(TIMER_DRIVEN)
         while True:
+            if timer_driven:
+                self._wake = False  # before the awaits: a step taken during them wakes the next pass
             await self._flush()
             if self._closed():
                 break
             if await self._work():
+                continue
+            if timer_driven:
+                target = next_target(self.s.deadlines)
+                if await wait_for_deadline(lambda: self._wake, target):
+                    self._fire_due(until=target)
                 continue
             self._wake = False
             wake_at = min(self.s.deadlines.values(), default=None)
@@ -123,13 +133,23 @@ class RequestWorkflow:
 
     # ---- timers ---------------------------------------------------------------------
 
-    def _fire_due(self) -> None:
-        now = workflow.now()
-        for key, at in sorted(self.s.deadlines.items(), key=lambda kv: kv[1]):
+    def _fire_due(self, until: datetime | None = None) -> None:
+        """Fire the deadlines due by ``until``, a timer's target (runs before the timer-driven
+        patch passed none and read the clock); their steps take that target as their time."""
+        now = until or workflow.now()
+        self._firing_at = until
+        try:
+            self._fire_each(due_by(self.s.deadlines, now) if until else
+                            [k for k, at in sorted(self.s.deadlines.items(), key=lambda kv: kv[1]) if at <= now])
+        finally:
+            self._firing_at = None
+
+    def _fire_each(self, keys: list[str]) -> None:
+        for key, at in [(k, self.s.deadlines[k]) for k in keys]:
             if self._closed():
                 return
-            if at > now or self.s.deadlines.get(key) != at:
-                continue  # not due, or an earlier timer in this pass moved or removed it
+            if self.s.deadlines.get(key) != at:
+                continue  # an earlier timer in this pass moved or removed it
             del self.s.deadlines[key]
             self._begin()
             detail = getattr(self, f"_fire_{key}")() or {}
@@ -151,22 +171,27 @@ class RequestWorkflow:
             raise invalid(f"request {self.s.request_id} is closed ({self.s.state}): {self.s.outcome_note}")
 
     @workflow.signal(name="case_closed")
-    def case_closed(self, reason: str | None = None) -> None:
-        """The case closed: resolve the request as the subclass sees fit, once."""
+    def case_closed(self, reason: str | None = None, on: date | None = None) -> None:
+        """The case closed (on the date it decided, sent with the signal: the request never
+        reads its own clock to decide): resolve the request as the subclass sees fit, once."""
         if self.s.case_closed or self._closed():
             return
         self._begin()
         self.s.case_closed = True
-        detail = self._on_case_closed(reason or "case closed")
+        detail = self._on_case_closed(reason or "case closed", on or self._today())
         self._commit(SYSTEM, "case_closed", {"reason": reason, **detail})
 
-    def _on_case_closed(self, reason: str) -> dict:
+    def _on_case_closed(self, reason: str, on: date) -> dict:
         raise NotImplementedError
 
     # ---- tasks, notices, steps ------------------------------------------------------
 
+    def _clock(self) -> datetime:
+        """Now, for values; while a timer fires, its target (the task's clock may be stale)."""
+        return self._firing_at or workflow.now()
+
     def _today(self):
-        return local_today(workflow.now(), self.s.policy.timezone)
+        return local_today(self._clock(), self.s.policy.timezone)
 
     def _when(self, at: datetime, time: bool = True) -> str:
         """A due time as people in the county read it."""
@@ -184,7 +209,7 @@ class RequestWorkflow:
         s.task_counter += 1
         number = s.request_id.rsplit("-", 1)[1]
         task = Task(id=f"{self.PREFIX}{number}-T{s.task_counter}", kind=kind, title=title, assignee=self._worker(),
-                    due=due, opened_at=workflow.now())
+                    due=due, opened_at=self._clock())
         s.open_tasks.append(task)
         self._draft.opened.append(TaskRef(**task.model_dump(exclude={"escalated"})))
 
@@ -241,7 +266,7 @@ class RequestWorkflow:
         s.next_deadline = min((t.due for t in s.open_tasks), default=None)
         opened, still_open = {t.id for t in d.opened}, {t.id for t in s.open_tasks}
         s.pending_steps.append(StepRecord(
-            case_id=s.case_id, source=s.request_id, seq=s.seq, at=workflow.now(), actor_id=actor.id,
+            case_id=s.case_id, source=s.request_id, seq=s.seq, at=self._clock(), actor_id=actor.id,
             actor_role=actor.role, action=action, stage="closed" if s.case_closed else "active", county=s.county,
             detail={"request_id": s.request_id, "state": s.state, **detail},
             tasks_opened=[t for t in d.opened if t.id in still_open],
@@ -451,7 +476,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
         n = sum("/receipts_reminder/" in k for k in s.notices_sent) + 1
         self._notify("receipts_reminder", "family", travel_start=s.request.travel_start,
                      travel_end=s.request.travel_end, receipts_by=self._day(s.receipts_due - timedelta(minutes=1)))
-        nxt = workflow.now() + s.policy.meals_lodging.receipts_reminder_every
+        nxt = self._clock() + s.policy.meals_lodging.receipts_reminder_every
         if nxt < s.receipts_due:
             s.deadlines["receipts_reminder"] = nxt
         return {"reminder": n}
@@ -468,13 +493,13 @@ class MealsLodgingWorkflow(RequestWorkflow):
 
     # ---- the case closed ------------------------------------------------------------
 
-    def _on_case_closed(self, reason: str) -> dict:
+    def _on_case_closed(self, reason: str, on: date) -> dict:
         s, req = self.s, self.s.request
         trip = f"meals and lodging for travel from {req.travel_start} to {req.travel_end}"
         if s.state == "awaiting_decision":
             self._end("withdrawn", f"withdrawn undecided: the case closed ({reason})")
             self._notify("request_withdrawn", "family", service=trip)
-        elif s.state == "approved" and req.travel_start > self._today():
+        elif s.state == "approved" and req.travel_start > on:
             self._end("cancelled", f"cancelled before travel: the case closed ({reason})")
             self._notify("request_cancelled", "family", travel_start=req.travel_start, travel_end=req.travel_end)
         elif s.state == "approved":

@@ -3,7 +3,11 @@
 Run from the repository root when a history should be added (never to "fix" a failing
 replay: a failing replay means the code change is not safe for running cases):
 
-    python -m tests.histories.record
+    python -m tests.histories.record PREFIX        # the lifecycles, as PREFIX_case_*.json
+    python -m tests.histories.record --restart     # a query while the worker restarts
+
+The files without a prefix were written before the timer-driven-deadlines patch; those with
+``timer_driven_`` after it. Old files are kept: running cases of that code must still replay.
 
 Payloads are encrypted with the fixed, test-only key below; the people are synthetic.
 """
@@ -12,6 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +36,7 @@ TEST_KEYRING = Keyring(keys={"replay-test": base64.b64decode("q9Qk3z7b1mV0m8mJ6c
 CONVERTER = data_converter(TEST_KEYRING)
 
 
-async def main() -> None:
+async def main(prefix: str) -> None:
     import tempfile
 
     from activities.db import make_engine, session_factory, start_embedded
@@ -65,14 +73,94 @@ async def main() -> None:
         await cases.act(cid, "assign_case_manager", act(SUP, case_manager="cm.replay"))
         await env.sleep(timedelta(days=2))
         history = await env.client.get_workflow_handle(cid).fetch_history()
-        (HERE / "case_appeal_to_active.json").write_text(history.to_json())
+        (HERE / f"{prefix}case_appeal_to_active.json").write_text(history.to_json())
         # 2. The first yearly run of a case that continued as new.
         first_run = (await env.client.get_workflow_handle(cid).describe()).run_id
         await env.sleep(timedelta(days=400))
         history = await env.client.get_workflow_handle(cid, run_id=first_run).fetch_history()
-        (HERE / "case_first_run_continued.json").write_text(history.to_json())
+        (HERE / f"{prefix}case_first_run_continued.json").write_text(history.to_json())
     await env.shutdown()
 
 
+async def query_during_restart() -> None:
+    """A case's second-notice timer fires while its `ccs worker` is killed and `ccs show` asks;
+    the history a restarted worker then writes (see tests/test_faults.py and tests/canary/)."""
+    import shutil
+    import tempfile
+    from datetime import datetime, timezone
+
+    from temporalio.client import Client
+
+    from activities.db import start_embedded, stop_embedded
+    from migrations import upgrade_async
+    from starters.client import Cases
+    from tests.canary.test_stale_clock import fired_then_waiting
+    from tests.conftest import INTAKE
+    from tests.helpers import referral
+    from tests.test_faults import CCS, DevServer, worker_env
+
+    base = Path(tempfile.mkdtemp())
+    base.chmod(0o755)
+    url = start_embedded(base / "pg")
+    await upgrade_async(url)
+    server = DevServer(base)
+    server.start()
+    worker = None
+    try:
+        await server.connect()  # (waits for the server)
+        client = await Client.connect(server.address, data_converter=CONVERTER)
+        queue = f"tq-{uuid.uuid4().hex[:8]}"
+        env = worker_env(base, url, server.address, queue, 0)
+        env.update(CCS_ENCRYPTION_KEYS=f"replay-test:{base64.b64encode(TEST_KEYRING.keys['replay-test']).decode()}",
+                   CCS_CASE_ID_SECRET=base64.b64encode(TEST_KEYRING.case_id_secret).decode(),
+                   CCS_NOTIFY_CHANNEL="mailbox", CCS_MAILBOX_DIR=str(base / "mail"))
+
+        def start():
+            return subprocess.Popen([CCS, "worker"], env=env, cwd=base, start_new_session=True)
+
+        worker = start()
+        policy = Policy.model_validate({"intake": {"second_notice_after": "PT8S"}})
+        cases = Cases(client, queue, policy, TEST_KEYRING.case_id_secret)
+        status = await cases.refer(referral(first_name="Restart"), INTAKE)
+        cid, due = status.case_id, status.deadlines["second_notice"]
+        handle = client.get_workflow_handle(cid)
+        await asyncio.sleep(2)  # at rest: its first steps recorded
+        assert datetime.now(timezone.utc) < due
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+        async def ask():
+            while True:
+                try:
+                    return await cases.show(cid)
+                except Exception:
+                    await asyncio.sleep(0.2)
+
+        queries = [asyncio.create_task(ask())]
+        while not fired_then_waiting((await handle.fetch_history()).events):
+            await asyncio.sleep(0.2)
+        queries += [asyncio.create_task(ask()) for _ in range(2)]
+        await asyncio.sleep(0.5)
+        worker = start()
+        await asyncio.wait_for(asyncio.gather(*queries), 60)
+        deadline = time.monotonic() + 60
+        while "second_notice" not in [k.split("/")[2] for k in (await cases.show(cid)).notices_sent]:
+            assert time.monotonic() < deadline, "no second notice"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)  # its step recorded
+        history = await handle.fetch_history()
+        (HERE / "timer_driven_case_query_during_restart.json").write_text(history.to_json())
+    finally:
+        if worker is not None:
+            worker.kill()
+            worker.wait()
+        await server.stop()
+        stop_embedded(base / "pg")
+        shutil.rmtree(base, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["--restart"]:
+        asyncio.run(query_during_restart())
+    else:
+        asyncio.run(main(sys.argv[1] + "_" if sys.argv[1:] else ""))
