@@ -29,8 +29,13 @@ def step(case_id: str) -> StepRecord:
 class SlowChannel:
     """A notifier whose delivery takes a while, as a slow SMTP server's does."""
 
+    letters = None  # plain notices: no PDF letters to render later
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+
+    def deliver_later(self, keys: list[str]) -> None:
+        assert not keys
 
     async def deliver(self, keys: list[str]) -> int:
         await asyncio.sleep(self.seconds)
