@@ -128,7 +128,7 @@ class Policy(_Frozen):
     run: RunPolicy = RunPolicy()
     retention: RetentionPolicy = RetentionPolicy()
     # Per-county overrides of the reference data, e.g. {"Kern": {"jurisdiction": "dependent"}}.
-    counties: dict[str, dict[str, str | None]] = Field(default_factory=dict)
+    counties: dict[str, dict[str, str | bool | None]] = Field(default_factory=dict)
 
 
 def load_policy(path: Path | str | None) -> Policy:

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         Task,
         TaskRef,
     )
-    from models.counties import find_county
+    from models.counties import COUNTIES, PREVIOUS_JURISDICTION, find_county
     from models.referral import Referral, icd10_codes
 
     # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
@@ -260,7 +260,7 @@ class ChildCaseWorkflow(DuplicateHandling):
             medi_cal=ref.medi_cal,
             records_attached=ref.records_attached,
             county=county.name if county else ref.child.county,
-            jurisdiction="county" if county is None or county.jurisdiction == "independent" else "state",
+            jurisdiction=self._jurisdiction(county),
             wcm_plan=county.wcm_plan if county else None,
             stage="intake",
             stage_since=now,
@@ -279,6 +279,19 @@ class ChildCaseWorkflow(DuplicateHandling):
         self._enter_intake()
         self._commit(SYSTEM, "referral_received", {"referrer_kind": ref.referrer.kind, "county": self.s.county})
         return self.s
+
+    @staticmethod
+    def _jurisdiction(county) -> str:
+        """Who makes the medical determination: the county (independent) or the State."""
+        if county is None:
+            return "county"
+        status = county.jurisdiction
+        shipped = COUNTIES[county.name].jurisdiction
+        # A status the shipped data corrected from a source (Napa) applies to cases opened or
+        # transferred after the correction; a running case replays with the old one.
+        if county.name in PREVIOUS_JURISDICTION and status == shipped and not workflow.patched("county-status-sourced"):
+            status = PREVIOUS_JURISDICTION[county.name]
+        return "county" if status == "independent" else "state"
 
     def _add_conditions(self, ref: Referral, on: date) -> list[Condition]:
         known = {c.icd10 for c in self.s.conditions}
@@ -598,7 +611,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         county = find_county(a.county, s.policy.counties)
         old = s.county
         s.county, s.wcm_plan = county.name, county.wcm_plan
-        s.jurisdiction = "county" if county.jurisdiction == "independent" else "state"
+        s.jurisdiction = self._jurisdiction(county)
         s.child = s.child.model_copy(update={"county": county.name})
         s.case_manager = None
         for task in list(s.tasks.values()):
