@@ -65,7 +65,12 @@ class Finances(_Model):
     share_of_cost: bool = False
     family_agi: Decimal | None = Field(None, ge=0, le=100_000_000)
     expected_annual_cost: Decimal | None = Field(None, ge=0, le=100_000_000)
-    enrollment_fee: Decimal = Field(Decimal("0"), ge=0, le=100_000)
+    # HSC 123900(c), (d): the people living on the family income, and its total gross income.
+    family_size: int | None = Field(None, ge=1, le=30)
+    gross_income: Decimal | None = Field(None, ge=0, le=100_000_000)
+    # The enrollment fee is computed (rules.fees); a number here overrides it, e.g. a fee the
+    # county director reduced or waived for undue hardship (22 CCR 41674(c)(3)(A)).
+    enrollment_fee: Decimal | None = Field(None, ge=0, le=100_000)
 
 
 class EligibilityResult(_Model):
@@ -157,6 +162,9 @@ class EnrollmentFee(_Model):
     amount: Decimal
     due_on: date
     paid_on: date | None = None
+    # How the amount was reached (the exemption, the band, or the override); None before rules.fees.
+    basis: str | None = None
+    assessment_fee: Decimal = Decimal("0")
 
 
 class CaseRecord(_Model):

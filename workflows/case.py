@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.ages import age_on, birthday, local_today, start_of_day
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.eligibility import residential_financial
+    from rules.fees import assess_fees
     from rules.referral import referral_problems
 
 @workflow.defn
@@ -373,14 +374,25 @@ class ChildCaseWorkflow(DuplicateHandling):
         if s.renewal_due is None or s.renewal_due <= today:
             s.renewal_due = birthday(today, p.renewal_every_years)
         self._schedule_renewal()
-        if s.finances and s.finances.enrollment_fee > 0 and s.enrollment_fee is None:
-            s.enrollment_fee = EnrollmentFee(amount=s.finances.enrollment_fee, due_on=today)
-            s.deadlines["enrollment_fee"] = start_of_day(today, s.policy.timezone) + p.enrollment_fee_grace
+        if s.finances and s.enrollment_fee is None:
+            self._assess_enrollment_fee(today)
         if not s.case_manager:
             self._open_task("assign_case_manager", "Assign a case manager", "supervisor",
                             workflow.now() + p.assign_case_manager_within)
         self._schedule_milestones()
         self._notify("case_open", "family")
+
+    def _assess_enrollment_fee(self, today: date) -> None:
+        """The year's fee by rule (HSC 123900); before the rule, the amount the case manager typed."""
+        s = self.s
+        if workflow.patched("enrollment-fee-rule"):
+            fees = assess_fees(s.finances, s.policy.fees)
+            s.enrollment_fee = EnrollmentFee(amount=fees.enrollment_fee, assessment_fee=fees.assessment_fee,
+                                             due_on=today, basis=fees.basis)
+        elif s.finances.enrollment_fee:
+            s.enrollment_fee = EnrollmentFee(amount=s.finances.enrollment_fee, due_on=today)
+        if s.enrollment_fee is not None and s.enrollment_fee.amount + s.enrollment_fee.assessment_fee > 0:
+            s.deadlines["enrollment_fee"] = start_of_day(today, s.policy.timezone) + s.policy.active.enrollment_fee_grace
 
     def _enter_closed(self) -> None:
         s = self.s
@@ -597,6 +609,12 @@ class ChildCaseWorkflow(DuplicateHandling):
         else:
             s.renewal_due = birthday(s.renewal_due, s.policy.active.renewal_every_years)
             self._schedule_renewal()
+            # 22 CCR 41610(a): the fee is redetermined yearly; an unpaid one keeps its clock.
+            settled = s.enrollment_fee is None or s.enrollment_fee.paid_on is not None or (
+                s.enrollment_fee.amount + s.enrollment_fee.assessment_fee == 0)
+            if settled and workflow.patched("enrollment-fee-renewal"):
+                s.enrollment_fee = None
+                self._assess_enrollment_fee(self._today())
         return {"eligible": s.eligibility.eligible, "renewal_due": s.renewal_due.isoformat()}
 
     def _check_transfer_county(self, a) -> None:
@@ -623,7 +641,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _check_record_fee_payment(self, a) -> None:
         fee = self.s.enrollment_fee
-        if fee is None or fee.paid_on is not None:
+        if fee is None or fee.paid_on is not None or fee.amount + fee.assessment_fee == 0:
             raise invalid("no enrollment fee is owed on this case")
         self._check_date("paid_on", a.paid_on)
 
