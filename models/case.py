@@ -63,6 +63,8 @@ class Finances(_Model):
     program: Program = "treatment"
     full_scope_medi_cal: bool = False
     share_of_cost: bool = False
+    # The child's Medi-Cal plan as found at this step; replaces the referral's (rules.case_management).
+    medi_cal_plan: str | None = Field(None, min_length=1, max_length=100)
     family_agi: Decimal | None = Field(None, ge=0, le=100_000_000)
     expected_annual_cost: Decimal | None = Field(None, ge=0, le=100_000_000)
     # HSC 123900(c), (d): the people living on the family income, and its total gross income.

@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.eligibility import residential_financial
     from rules.fees import assess_fees
+    from rules.case_management import case_management
     from rules.referral import referral_problems
 
 @workflow.defn
@@ -915,6 +916,16 @@ class ChildCaseWorkflow(DuplicateHandling):
         if updates:
             workflow.upsert_search_attributes(updates)
 
+    def _case_management(self) -> str:
+        s = self.s
+        county = find_county(s.county, s.policy.counties)
+        if county is None:  # a referral refused for its county
+            return f"{s.county} County CCS"
+        full_scope, plan = s.medi_cal.full_scope, s.medi_cal.plan
+        if s.finances is not None:  # the eligibility step knows better than the referral
+            full_scope, plan = s.finances.full_scope_medi_cal, s.finances.medi_cal_plan or plan
+        return case_management(county, full_scope, plan, self._today())
+
     def _status(self) -> CaseStatus:
         s = self.s
         milestones = sorted(
@@ -925,7 +936,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         return CaseStatus(
             case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county,
             jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan,
-            case_management=s.wcm_plan if (s.wcm_plan and s.medi_cal.full_scope) else f"{s.county} County CCS",
+            case_management=self._case_management(),
             case_manager=s.case_manager, child=s.child, conditions=s.conditions,
             referral_date=s.referral_date, application_date=s.application_date, eligibility=s.eligibility,
             denial=s.denial, appeal=s.appeal, renewal_due=s.renewal_due, enrollment_fee=s.enrollment_fee,
