@@ -216,6 +216,9 @@ class CaseStatus(_Model):
     stage_since: datetime
     county: str
     jurisdiction: Jurisdiction
+    # Who answers appeals and decides service authorization requests: in a dependent county
+    # the State CCS regional office (22 CCR 42160(c)(2)); cases opened before this rule: county.
+    appeals_and_sars_by: Jurisdiction = "county"
     wcm_plan: str | None
     case_management: str
     case_manager: str | None
@@ -260,6 +263,7 @@ class CaseState(_Model):
     child: Child
     referrer: Referrer
     medi_cal: MediCal
+    state_decides: bool = False  # the State answers appeals and decides SARs (dependent county)
     records_attached: bool
     county: str
     jurisdiction: Jurisdiction

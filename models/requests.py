@@ -148,6 +148,8 @@ class AuthorizationRequest(_Model):
     urgency: Literal["routine", "expedited"] = "routine"
     condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
     justification: str | None = Field(None, max_length=2000)
+    # "pharmacy" is refused with a pointer to Medi-Cal Rx (rules.authorization).
+    service_type: Literal["medical", "therapy", "equipment", "pharmacy"] = "medical"
 
 
 # ---- actions on requests (``ccs act``) ---------------------------------------------
@@ -228,6 +230,8 @@ class _RequestInput(_Model):
     child_name: str | None = None  # printed on the family's letters
     preferred_language: str = "en"
     jurisdiction: str = "county"
+    # Dependent county (new cases): the State CCS office decides the request, not the county.
+    state_decides: bool = False
     policy: Policy
     conditions: list[Condition]
     requested_by: Actor
@@ -296,6 +300,7 @@ class AuthorizationStatus(_RequestStatus):
     extended: bool = False
     extension_reason: str | None = None
     decision: AuthorizationDecision | None = None
+    decided_by: Literal["county", "state"] = "county"
 
 
 class _Internals(_Model):

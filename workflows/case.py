@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.eligibility import residential_financial
     from rules.fees import assess_fees
     from rules.case_management import case_management
+    from rules.authorization import service_problems
     from rules.referral import referral_problems
 
 @workflow.defn
@@ -176,7 +177,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
                     case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
                     child_name=self._child_name(), preferred_language=s.child.preferred_language,
-                    jurisdiction=s.jurisdiction,
+                    jurisdiction=s.jurisdiction, state_decides=s.state_decides,
                     conditions=s.conditions, requested_by=a.actor, request=a.request)
 
     def _queue_request(self, workflow_type: str, inp, kind: str) -> dict:
@@ -198,7 +199,9 @@ class ChildCaseWorkflow(DuplicateHandling):
         return self._queue_request("MealsLodgingWorkflow", inp, "meals_lodging")
 
     def _check_request_authorization(self, a) -> None:
-        problems = {f"request.{k}": v for k, v in condition_problems(a.request.condition_id, self.s.conditions).items()}
+        problems = {f"request.{k}": v for k, v in {
+            **condition_problems(a.request.condition_id, self.s.conditions),
+            **service_problems(a.request, self._today())}.items()}
         if problems:
             raise invalid("request_authorization: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
@@ -272,6 +275,9 @@ class ChildCaseWorkflow(DuplicateHandling):
             referral_date=received,
             referral_ids=[inp.referral_id] if inp.referral_id else [],
         )
+        # 22 CCR 42160(c)(2): in a dependent county the State CCS regional office answers appeals,
+        # and the State decides service authorization requests (new cases only).
+        self.s.state_decides = self.s.jurisdiction == "state" and workflow.patched("state-decides-appeals-sars")
         if self._invalid:
             return self.s
         self._begin()
@@ -367,7 +373,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         self.s.deadlines["appeal_window"] = d.appeal_until
 
     def _enter_appeal(self) -> None:
-        self._open_task("appeal_answer", "Answer the appeal", "supervisor", self.s.appeal.answer_due)
+        who = "state:ccs_regional_office" if self.s.state_decides else "supervisor"
+        self._open_task("appeal_answer", "Answer the appeal", who, self.s.appeal.answer_due)
 
     def _enter_active(self) -> None:
         s, p = self.s, self.s.policy.active
@@ -552,6 +559,11 @@ class ChildCaseWorkflow(DuplicateHandling):
         if self.s.appeal.outcome is not None:
             raise invalid(f"the appeal was already decided ({self.s.appeal.outcome}); "
                           "record the fair hearing with request_fair_hearing / record_fair_hearing_decision")
+        needed = "state_reviewer" if self.s.state_decides else "supervisor"
+        if a.actor.role != needed:
+            who = "the State CCS regional office" if self.s.state_decides else "a county supervisor"
+            raise invalid(f"in {self.s.county} County the appeal is answered by {who} ({needed})",
+                          **{"actor.role": "not allowed"})
 
     def _do_decide_appeal(self, a) -> dict:
         s = self.s
@@ -631,6 +643,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         old = s.county
         s.county, s.wcm_plan = county.name, county.wcm_plan
         s.jurisdiction = self._jurisdiction(county)
+        s.state_decides = s.jurisdiction == "state" and workflow.patched("state-decides-appeals-sars")
         s.child = s.child.model_copy(update={"county": county.name})
         s.case_manager = None
         for task in list(s.tasks.values()):
@@ -935,7 +948,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         )
         return CaseStatus(
             case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county,
-            jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan,
+            jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan, appeals_and_sars_by="state" if s.state_decides else "county",
             case_management=self._case_management(),
             case_manager=s.case_manager, child=s.child, conditions=s.conditions,
             referral_date=s.referral_date, application_date=s.application_date, eligibility=s.eligibility,
