@@ -20,8 +20,9 @@ MAX_TRIP_DAYS = 90
 REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-(ml|sar)-[0-9]{1,4}$"
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, max_digits=8, decimal_places=2)]
-Category = Literal["meals", "lodging", "mileage", "parking", "tolls"]
-CATEGORIES: tuple[Category, ...] = ("meals", "lodging", "mileage", "parking", "tolls")
+# "fares": bus, train or air tickets (mode of travel), receipted like the others.
+Category = Literal["meals", "lodging", "mileage", "parking", "tolls", "fares"]
+CATEGORIES: tuple[Category, ...] = ("meals", "lodging", "mileage", "parking", "tolls", "fares")
 Relationship = Literal["child", "parent", "guardian", "caregiver", "sibling", "other"]
 Outcome = Literal["approve", "modify", "deny"]
 RequestKind = Literal["meals_lodging", "authorization"]
@@ -44,6 +45,7 @@ class Totals(_Model):
     mileage: Decimal = Decimal("0")
     parking: Decimal = Decimal("0")
     tolls: Decimal = Decimal("0")
+    fares: Decimal = Decimal("0")
 
     def total(self) -> Decimal:
         return sum((getattr(self, c) for c in CATEGORIES), Decimal("0"))
@@ -57,6 +59,7 @@ class Amounts(Totals):
     mileage: Money = Decimal("0")
     parking: Money = Decimal("0")
     tolls: Money = Decimal("0")
+    fares: Money = Decimal("0")
 
 
 class Traveller(_Model):
