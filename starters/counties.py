@@ -62,6 +62,8 @@ async def cmd_counties(args) -> None:
         raise CcsError("invalid policy file", fields_of(e)) from None
     except ValueError as e:
         raise CcsError(str(e)) from None
+    except OSError as e:
+        raise CcsError(f"cannot read the CCS_POLICY file: {e}") from None
     rows = counties(policy, args.county)
     if args.json:
         print(json.dumps({"counties": rows}, indent=2))
