@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from temporalio.worker import Replayer
+
 from models.requests import AuthorizationRequest
 from rules.authorization import service_problems
 from starters.client import CcsError
 from tests.conftest import INTAKE
 from tests.helpers import CM, MC, STATE, SUP, act, referral, settle
 from tests.test_lifecycle import FULL_SCOPE, to_active
+from workflows.registry import WORKFLOWS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "actions"
 
@@ -24,6 +27,15 @@ def sar(**changes) -> dict:
     data = json.loads((EXAMPLES / "request_authorization.json").read_text())
     data["request"].update(changes)
     return data
+
+
+async def replays(env, *workflow_ids: str) -> None:
+    """The histories the new branches write replay (the patches are deterministic)."""
+    from tests.conftest import CONVERTER
+
+    for wid in workflow_ids:
+        history = await env.client.get_workflow_handle(wid).fetch_history()
+        await Replayer(workflows=WORKFLOWS, data_converter=CONVERTER).replay_workflow(history)
 
 
 def test_pharmacy_is_medi_cal_rx_since_2022():
@@ -56,6 +68,7 @@ async def test_appeal_in_a_dependent_county_is_answered_by_the_state(ts_worker):
         await cases.act(cid, "decide_appeal", act(SUP, outcome="overturned", reason="x"))
     status = await cases.act(cid, "decide_appeal", act(STATE, outcome="upheld", reason="over the income limit"))
     assert status.appeal.outcome == "upheld"
+    await replays(env, cid)
 
     # An independent county: a county supervisor answers, the State may not.
     cid = await _denied(cases, "Kern", "Kerney")
@@ -83,3 +96,4 @@ async def test_sar_in_a_dependent_county_is_decided_by_the_state_and_pharmacy_is
     req = await cases.act(cid, "decide_authorization", {"actor": STATE.model_dump(), "request_id": rid,
                                                         "decision": "approve"})
     assert req.state == "approved" and req.decision.role == "state_reviewer"
+    await replays(env, cid, rid)

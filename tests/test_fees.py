@@ -13,6 +13,7 @@ from rules.fees import assess_fees, poverty_guideline
 from starters.client import CcsError
 from tests.conftest import INTAKE
 from tests.helpers import CM, act, referral
+from tests.test_dependent_county import replays
 from tests.test_lifecycle import FULL_SCOPE, to_active
 
 POLICY = FeePolicy()
@@ -85,3 +86,4 @@ async def test_active_case_owes_the_computed_fee_and_medi_cal_owes_none(ts_worke
     assert "enrollment_fee" not in status.deadlines
     with pytest.raises(CcsError, match="no enrollment fee is owed"):
         await cases.act(status.case_id, "record_fee_payment", act(CM, amount="20"))
+    await replays(env, status.case_id)
