@@ -166,7 +166,9 @@ class Life:
                     status = await self.do("record_renewal", act(CM, finances={"residential_in_county": False}))
                     assert status.stage == "denied", status.stage
                     status = await self.do("file_appeal", act(CM, grounds="the family never left the county"))
-                    return await self.do("decide_appeal", act(SUP, outcome="overturned",
+                    # In a dependent county (Lake, ages 5-11) the State CCS regional office answers.
+                    answers = STATE if status.appeals_and_sars_by == "state" else SUP
+                    return await self.do("decide_appeal", act(answers, outcome="overturned",
                                                               reason="proof of residence was misfiled"))
                 return await self.do("record_renewal", act(CM, finances=FULL_SCOPE))
             if task.kind.startswith("transition:") or task.kind == "assign_case_manager" and status.case_manager:
@@ -226,8 +228,9 @@ class Life:
         status = await self.do("request_authorization", example("request_authorization"))
         sar = next(r.request_id for r in status.requests if r.request_id not in before)
         self.requests.append(sar)
-        await self.settle(sar, lambda r: r.state == "awaiting_decision")
-        await self.do("decide_authorization", example("decide_authorization", request_id=sar))
+        req = await self.settle(sar, lambda r: r.state == "awaiting_decision")
+        decider = {"actor": STATE} if req.decided_by == "state" else {}  # dependent county: the State
+        await self.do("decide_authorization", example("decide_authorization", request_id=sar, **decider))
         return await self.cases.show(self.case_id)
 
 

@@ -152,7 +152,7 @@ ACTIONS: dict[str, ActionSpec] = {
         "the medical determination of each referred condition",
     ),
     "file_appeal": ActionSpec(FileAppeal, ("denied",), STAFF, "an appeal of the Notice of Action, or the end of the appeal window"),
-    "decide_appeal": ActionSpec(DecideAppeal, ("appeal",), ("supervisor",), "the answer to the appeal"),
+    "decide_appeal": ActionSpec(DecideAppeal, ("appeal",), ("supervisor", "state_reviewer"), "the answer to the appeal"),
     "request_fair_hearing": ActionSpec(RequestFairHearing, ("appeal",), STAFF, "a fair hearing request, or the end of its window"),
     "record_fair_hearing_decision": ActionSpec(RecordFairHearingDecision, ("appeal",), STAFF, "the fair hearing decision"),
     "assign_case_manager": ActionSpec(AssignCaseManager, OPEN, STAFF, "a case manager"),
@@ -181,8 +181,9 @@ REQUEST_ACTIONS: dict[str, type] = {
 REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
     "decide_meals_lodging": STAFF,
     "submit_receipts": (*STAFF, "intake_clerk"),
-    "decide_authorization": (*STAFF, "medical_consultant"),
-    "extend_authorization": (*STAFF, "medical_consultant"),
+    # In a dependent county the State decides (state_reviewer); the workflow checks which applies.
+    "decide_authorization": (*STAFF, "medical_consultant", "state_reviewer"),
+    "extend_authorization": (*STAFF, "medical_consultant", "state_reviewer"),
 }
 
 # What each stage waits for, in a case manager's words.

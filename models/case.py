@@ -63,9 +63,16 @@ class Finances(_Model):
     program: Program = "treatment"
     full_scope_medi_cal: bool = False
     share_of_cost: bool = False
+    # The child's Medi-Cal plan as found at this step; replaces the referral's (rules.case_management).
+    medi_cal_plan: str | None = Field(None, min_length=1, max_length=100)
     family_agi: Decimal | None = Field(None, ge=0, le=100_000_000)
     expected_annual_cost: Decimal | None = Field(None, ge=0, le=100_000_000)
-    enrollment_fee: Decimal = Field(Decimal("0"), ge=0, le=100_000)
+    # HSC 123900(c), (d): the people living on the family income, and its total gross income.
+    family_size: int | None = Field(None, ge=1, le=30)
+    gross_income: Decimal | None = Field(None, ge=0, le=100_000_000)
+    # The enrollment fee is computed (rules.fees); a number here overrides it, e.g. a fee the
+    # county director reduced or waived for undue hardship (22 CCR 41674(c)(3)(A)).
+    enrollment_fee: Decimal | None = Field(None, ge=0, le=100_000)
 
 
 class EligibilityResult(_Model):
@@ -157,6 +164,9 @@ class EnrollmentFee(_Model):
     amount: Decimal
     due_on: date
     paid_on: date | None = None
+    # How the amount was reached (the exemption, the band, or the override); None before rules.fees.
+    basis: str | None = None
+    assessment_fee: Decimal = Decimal("0")
 
 
 class CaseRecord(_Model):
@@ -206,6 +216,9 @@ class CaseStatus(_Model):
     stage_since: datetime
     county: str
     jurisdiction: Jurisdiction
+    # Who answers appeals and decides service authorization requests: in a dependent county
+    # the State CCS regional office (22 CCR 42160(c)(2)); cases opened before this rule: county.
+    appeals_and_sars_by: Jurisdiction = "county"
     wcm_plan: str | None
     case_management: str
     case_manager: str | None
@@ -250,6 +263,7 @@ class CaseState(_Model):
     child: Child
     referrer: Referrer
     medi_cal: MediCal
+    state_decides: bool = False  # the State answers appeals and decides SARs (dependent county)
     records_attached: bool
     county: str
     jurisdiction: Jurisdiction

@@ -48,8 +48,11 @@ class County(BaseModel):
 
     ``jurisdiction``: in an *independent* county the county's medical consultant makes
     the medical determination; in a *dependent* county the State CCS office does.
+    ``jurisdiction_source`` quotes the page that confirms the status; None means it is
+    inferred from the population rule of HSC 123850 (over 200,000 people: independent).
     ``model``: in a Whole Child Model (``wcm``) county the Medi-Cal plan ``wcm_plan``
     manages Medi-Cal members' CCS care; elsewhere (``classic``) the county does.
+    ``kaiser_wcm``: Kaiser Permanente also runs WCM there for its own Medi-Cal members.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,9 +60,15 @@ class County(BaseModel):
     name: str
     fips: str
     jurisdiction: Jurisdiction
+    jurisdiction_source: str | None = None
     model: CareModel
     wcm_plan: str | None = None
+    kaiser_wcm: bool = False
     office: CountyOffice
+
+    @property
+    def status_basis(self) -> str:
+        return "sourced" if self.jurisdiction_source else "inferred from population (HSC 123850)"
 
 
 def _load() -> dict[str, County]:
@@ -128,9 +137,14 @@ def find_county(name: str, overrides: dict[str, dict] | None = None) -> County |
     return county
 
 
+# Statuses the shipped data changed once a source was found: running cases opened before
+# the change keep the old one (see ChildCaseWorkflow._open, patch "county-status-sourced").
+PREVIOUS_JURISDICTION: dict[str, Jurisdiction] = {"Napa": "dependent"}
+
+
 def county_names() -> list[str]:
     """All 58 canonical county names, sorted."""
     return sorted(COUNTIES)
 
 
-__all__ = ["COUNTIES", "County", "CountyOffice", "county_names", "find_county"]
+__all__ = ["COUNTIES", "PREVIOUS_JURISDICTION", "County", "CountyOffice", "county_names", "find_county"]

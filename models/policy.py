@@ -3,7 +3,7 @@ TOML file named by ``CCS_POLICY``; durations are ISO 8601 (``P7D``, ``PT5S``).
 
 Sources (SPEC §1): 22 CCR 41514 (application), 22 CCR 41610 (residential/financial,
 renewal), 22 CCR 42132 (Notice of Action), 22 CCR 42160/42180 (appeal, fair hearing),
-22 CCR 41684 (enrollment fee), HSC 123870 (financial), HSC 123850 (jurisdiction).
+22 CCR 41684 (enrollment fee), HSC 123900 (fee exemptions), HSC 123870 (financial), HSC 123850 (jurisdiction).
 """
 
 from __future__ import annotations
@@ -57,6 +57,31 @@ class ActivePolicy(_Frozen):
     transition_review_ages: tuple[int, ...] = (18, 20)
     coverage_end_age: int = 21
     milestone_task_within: timedelta = timedelta(days=30)
+
+
+class FeePolicy(_Frozen):
+    """The annual enrollment fee (HSC 123900; 22 CCR 41674) and the county's assessment fee."""
+
+    # HHS poverty guidelines for 2025 (48 contiguous states): $15,650 for one person, $5,500
+    # for each additional person; derived from the 500% table of
+    # https://vtlawhelp.org/500-federal-poverty-level-fpl ($78,250 for one, $27,500 more each).
+    # Update them every year when HHS publishes new guidelines.
+    poverty_guideline_first_person: Decimal = Decimal("15650")
+    poverty_guideline_each_additional: Decimal = Decimal("5500")
+    # HSC 123900(f)(3): no enrollment fee when the family's gross income is under 200% of it.
+    exempt_under_poverty_percent: Decimal = Decimal("200")
+    # HSC 123900(b): a sliding scale by family size and income set by DHCS (22 CCR 41674 points
+    # to the CCS Annual Enrollment Fee Schedule, 22 CCR 41479). COUNTY PRACTICE: that schedule
+    # was not found, so these bands are placeholders, not DHCS's amounts: (income from this
+    # percent of the poverty guideline, yearly fee). Set the current DHCS schedule here.
+    enrollment_fee_bands: tuple[tuple[Decimal, Decimal], ...] = (
+        (Decimal("200"), Decimal("20")),
+        (Decimal("300"), Decimal("50")),
+        (Decimal("400"), Decimal("100")),
+    )
+    # Some counties charge a yearly assessment fee too (Placer: $20 a year,
+    # https://www.placer.ca.gov/FAQ.aspx?QID=1062). COUNTY PRACTICE: 0 means none.
+    assessment_fee: Decimal = Decimal("0")
 
 
 class MealsLodgingPolicy(_Frozen):
@@ -123,12 +148,13 @@ class Policy(_Frozen):
     notices: NoticePolicy = NoticePolicy()
     active: ActivePolicy = ActivePolicy()
     meals_lodging: MealsLodgingPolicy = MealsLodgingPolicy()
+    fees: FeePolicy = FeePolicy()
     sar: SarPolicy = SarPolicy()
     supervision: SupervisionPolicy = SupervisionPolicy()
     run: RunPolicy = RunPolicy()
     retention: RetentionPolicy = RetentionPolicy()
     # Per-county overrides of the reference data, e.g. {"Kern": {"jurisdiction": "dependent"}}.
-    counties: dict[str, dict[str, str | None]] = Field(default_factory=dict)
+    counties: dict[str, dict[str, str | bool | None]] = Field(default_factory=dict)
 
 
 def load_policy(path: Path | str | None) -> Policy:

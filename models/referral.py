@@ -88,6 +88,9 @@ class Referrer(Contact):
 class MediCal(_Model):
     full_scope: bool
     share_of_cost: bool = False
+    # The child's Medi-Cal managed care plan, e.g. "Kaiser Permanente": in a Whole Child Model
+    # county it decides who manages the case (rules.case_management).
+    plan: str | None = Field(None, min_length=1, max_length=100)
 
 
 class Referral(_Model):

@@ -20,8 +20,9 @@ MAX_TRIP_DAYS = 90
 REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-(ml|sar)-[0-9]{1,4}$"
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, max_digits=8, decimal_places=2)]
-Category = Literal["meals", "lodging", "mileage", "parking", "tolls"]
-CATEGORIES: tuple[Category, ...] = ("meals", "lodging", "mileage", "parking", "tolls")
+# "fares": bus, train or air tickets (mode of travel), receipted like the others.
+Category = Literal["meals", "lodging", "mileage", "parking", "tolls", "fares"]
+CATEGORIES: tuple[Category, ...] = ("meals", "lodging", "mileage", "parking", "tolls", "fares")
 Relationship = Literal["child", "parent", "guardian", "caregiver", "sibling", "other"]
 Outcome = Literal["approve", "modify", "deny"]
 RequestKind = Literal["meals_lodging", "authorization"]
@@ -44,6 +45,7 @@ class Totals(_Model):
     mileage: Decimal = Decimal("0")
     parking: Decimal = Decimal("0")
     tolls: Decimal = Decimal("0")
+    fares: Decimal = Decimal("0")
 
     def total(self) -> Decimal:
         return sum((getattr(self, c) for c in CATEGORIES), Decimal("0"))
@@ -57,6 +59,7 @@ class Amounts(Totals):
     mileage: Money = Decimal("0")
     parking: Money = Decimal("0")
     tolls: Money = Decimal("0")
+    fares: Money = Decimal("0")
 
 
 class Traveller(_Model):
@@ -148,6 +151,8 @@ class AuthorizationRequest(_Model):
     urgency: Literal["routine", "expedited"] = "routine"
     condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
     justification: str | None = Field(None, max_length=2000)
+    # "pharmacy" is refused with a pointer to Medi-Cal Rx (rules.authorization).
+    service_type: Literal["medical", "therapy", "equipment", "pharmacy"] = "medical"
 
 
 # ---- actions on requests (``ccs act``) ---------------------------------------------
@@ -228,6 +233,8 @@ class _RequestInput(_Model):
     child_name: str | None = None  # printed on the family's letters
     preferred_language: str = "en"
     jurisdiction: str = "county"
+    # Dependent county (new cases): the State CCS office decides the request, not the county.
+    state_decides: bool = False
     policy: Policy
     conditions: list[Condition]
     requested_by: Actor
@@ -296,6 +303,7 @@ class AuthorizationStatus(_RequestStatus):
     extended: bool = False
     extension_reason: str | None = None
     decision: AuthorizationDecision | None = None
+    decided_by: Literal["county", "state"] = "county"
 
 
 class _Internals(_Model):

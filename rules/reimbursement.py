@@ -42,8 +42,9 @@ def condition_problems(condition_id: str, conditions: list[Condition]) -> dict[s
 
 
 def emergency_deadline(request: MealsLodgingRequest, policy: Policy) -> date:
-    """The last day an emergency trip may be requested: the next business day after it began."""
-    return add_working_days(request.travel_start, policy.meals_lodging.emergency_business_days_after)
+    """The last day an emergency trip may be requested: the first business day after the
+    travel, counted from the day the travel ended (SPEC §1, meals and lodging)."""
+    return add_working_days(request.travel_end, policy.meals_lodging.emergency_business_days_after)
 
 
 def meals_lodging_problems(request: MealsLodgingRequest, today: date, policy: Policy) -> dict[str, str]:
@@ -57,8 +58,8 @@ def meals_lodging_problems(request: MealsLodgingRequest, today: date, policy: Po
     elif request.emergency:
         last = emergency_deadline(request, policy)
         if today > last:
-            problems["travel_start"] = (f"an emergency trip that began {request.travel_start} had to be requested "
-                                        f"by {last} (the next business day); it is too late to request it")
+            problems["travel_start"] = (f"an emergency trip that ended {request.travel_end} had to be requested "
+                                        f"by {last} (the next business day after it); it is too late to request it")
     elif request.travel_start < today:
         problems["travel_start"] = (f"travel began {request.travel_start}: only an emergency may be requested "
                                     "after travel begins (set emergency: true if it was one)")
@@ -100,6 +101,7 @@ def approval_caps(request: MealsLodgingRequest, policy: Policy) -> dict[str, Dec
         "mileage": _money(p.mileage_rate * miles),
         "parking": None,
         "tolls": None,
+        "fares": None,
     }
 
 
@@ -151,7 +153,7 @@ def reimbursement(approved: Amounts, receipts: list[ReceiptItem], policy: Policy
 
     Meals are also capped per day (the policy rate x ``people``, when given) and lodging per
     night, so one expensive day cannot use up the allowance of the others. Mileage (gas) is
-    claimed without a receipt; parking and tolls are paid at cost."""
+    claimed without a receipt; parking, tolls and fares (bus, train, air) are paid at cost."""
     p = policy.meals_lodging
     per_day: dict[str, Decimal | None] = {
         "meals": p.meals_per_person_per_day * people if people else None,

@@ -255,6 +255,9 @@ def parser() -> argparse.ArgumentParser:
     from starters import letters
 
     letters.add_verbs(verb)
+    from starters import counties
+
+    counties.add_verbs(verb)
     return p
 
 

@@ -48,10 +48,13 @@ def expected(role: str, action: str, scope: str) -> int:
 
 
 def test_the_registry_says_what_a_case_manager_would():
-    assert set(allowed_roles("decide_appeal")) == {"supervisor"}
+    # The State answers appeals and decides SARs in a dependent county (22 CCR 42160(c)(2));
+    # the case workflow narrows each to the one that applies (tests/test_dependent_county.py).
+    assert set(allowed_roles("decide_appeal")) == {"supervisor", "state_reviewer"}
     assert set(allowed_roles("record_medical_determination")) == {"medical_consultant", "state_reviewer"}
     assert "intake_clerk" not in allowed_roles("record_eligibility")
-    assert set(allowed_roles("decide_authorization")) == {"case_manager", "supervisor", "medical_consultant"}
+    assert set(allowed_roles("decide_authorization")) == {"case_manager", "supervisor", "medical_consultant",
+                                                          "state_reviewer"}
     assert not any(r in allowed_roles(a) for a in ACTION_NAMES for r in ("auditor", "admin"))
 
 

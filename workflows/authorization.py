@@ -43,6 +43,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
             request_id=inp.request_id, case_id=inp.case_id, county=inp.county, case_manager=inp.case_manager,
             family_address=inp.family_address, policy=inp.policy, requested_by=inp.requested_by.id,
             received_at=now, decision_due=due, state="awaiting_decision", request=req,
+            decided_by="state" if inp.state_decides else "county",
         )
         self._schedule(self.s.decision_due)
         self._commit(inp.requested_by, "request_authorization",
@@ -74,7 +75,8 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         s, p, now = self.s, self.s.policy.sar, workflow.now()
         self._close_tasks("authorization_decision")
         self._open_task("authorization_decision", f"Decide the {s.request.urgency} service authorization request "
-                        f"for {s.request.condition_id}", due)
+                        f"for {s.request.condition_id}", due,
+                        assignee="state:ccs_sar" if s.decided_by == "state" else None)
         for key, at in (("decision_reminder", due - p.reminder_before),
                         ("decision_escalation", due - p.escalate_before), ("decision_overdue", due)):
             s.deadlines.pop(key, None)
@@ -99,7 +101,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     @extend.validator
     def _check_extend(self, raw: RawValue) -> None:
         a = self._decode("extend_authorization", raw, ExtendAuthorization)
-        self._check_open("extend_authorization", a.actor, REQUEST_ROLES["extend_authorization"])
+        self._check_open("extend_authorization", a.actor, self._deciders("extend_authorization"))
         s = self.s
         if s.extended:
             raise invalid(f"request {s.request_id} was already extended to {self._when(s.decision_due)}")
@@ -141,7 +143,13 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     @decide.validator
     def _check_decide(self, raw: RawValue) -> None:
         a = self._decode("decide_authorization", raw, DecideAuthorization)
-        self._check_open("decide_authorization", a.actor, REQUEST_ROLES["decide_authorization"])
+        self._check_open("decide_authorization", a.actor, self._deciders("decide_authorization"))
+
+    def _deciders(self, action: str) -> tuple[str, ...]:
+        """In a dependent county the State decides (state_reviewer); elsewhere the county."""
+        if self.s.decided_by == "state":
+            return ("state_reviewer",)
+        return tuple(r for r in REQUEST_ROLES[action] if r != "state_reviewer")
 
     # ---- timers ---------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         Task,
         TaskRef,
     )
-    from models.counties import find_county
+    from models.counties import COUNTIES, PREVIOUS_JURISDICTION, find_county
     from models.referral import Referral, icd10_codes
 
     # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
@@ -55,6 +55,9 @@ with workflow.unsafe.imports_passed_through():
     from rules.ages import age_on, birthday, local_today, start_of_day
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.eligibility import residential_financial
+    from rules.fees import assess_fees
+    from rules.case_management import case_management
+    from rules.authorization import service_problems
     from rules.referral import referral_problems
     from rules.deadlines import due_by, next_target
 
@@ -204,7 +207,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
                     case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
                     child_name=self._child_name(), preferred_language=s.child.preferred_language,
-                    jurisdiction=s.jurisdiction,
+                    jurisdiction=s.jurisdiction, state_decides=s.state_decides,
                     conditions=s.conditions, requested_by=a.actor, request=a.request)
 
     def _queue_request(self, workflow_type: str, inp, kind: str) -> dict:
@@ -226,7 +229,9 @@ class ChildCaseWorkflow(DuplicateHandling):
         return self._queue_request("MealsLodgingWorkflow", inp, "meals_lodging")
 
     def _check_request_authorization(self, a) -> None:
-        problems = {f"request.{k}": v for k, v in condition_problems(a.request.condition_id, self.s.conditions).items()}
+        problems = {f"request.{k}": v for k, v in {
+            **condition_problems(a.request.condition_id, self.s.conditions),
+            **service_problems(a.request, self._today())}.items()}
         if problems:
             raise invalid("request_authorization: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
@@ -290,7 +295,7 @@ class ChildCaseWorkflow(DuplicateHandling):
             medi_cal=ref.medi_cal,
             records_attached=ref.records_attached,
             county=county.name if county else ref.child.county,
-            jurisdiction="county" if county is None or county.jurisdiction == "independent" else "state",
+            jurisdiction=self._jurisdiction(county),
             wcm_plan=county.wcm_plan if county else None,
             stage="intake",
             stage_since=now,
@@ -300,6 +305,9 @@ class ChildCaseWorkflow(DuplicateHandling):
             referral_date=received,
             referral_ids=[inp.referral_id] if inp.referral_id else [],
         )
+        # 22 CCR 42160(c)(2): in a dependent county the State CCS regional office answers appeals,
+        # and the State decides service authorization requests (new cases only).
+        self.s.state_decides = self.s.jurisdiction == "state" and workflow.patched("state-decides-appeals-sars")
         if self._invalid:
             return self.s
         self._begin()
@@ -309,6 +317,19 @@ class ChildCaseWorkflow(DuplicateHandling):
         self._enter_intake()
         self._commit(SYSTEM, "referral_received", {"referrer_kind": ref.referrer.kind, "county": self.s.county})
         return self.s
+
+    @staticmethod
+    def _jurisdiction(county) -> str:
+        """Who makes the medical determination: the county (independent) or the State."""
+        if county is None:
+            return "county"
+        status = county.jurisdiction
+        shipped = COUNTIES[county.name].jurisdiction
+        # A status the shipped data corrected from a source (Napa) applies to cases opened or
+        # transferred after the correction; a running case replays with the old one.
+        if county.name in PREVIOUS_JURISDICTION and status == shipped and not workflow.patched("county-status-sourced"):
+            status = PREVIOUS_JURISDICTION[county.name]
+        return "county" if status == "independent" else "state"
 
     def _add_conditions(self, ref: Referral, on: date) -> list[Condition]:
         known = {c.icd10 for c in self.s.conditions}
@@ -386,7 +407,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         self.s.deadlines["appeal_window"] = d.appeal_until
 
     def _enter_appeal(self) -> None:
-        self._open_task("appeal_answer", "Answer the appeal", "supervisor", self.s.appeal.answer_due)
+        who = "state:ccs_regional_office" if self.s.state_decides else "supervisor"
+        self._open_task("appeal_answer", "Answer the appeal", who, self.s.appeal.answer_due)
 
     def _enter_active(self) -> None:
         s, p = self.s, self.s.policy.active
@@ -394,14 +416,25 @@ class ChildCaseWorkflow(DuplicateHandling):
         if s.renewal_due is None or s.renewal_due <= today:
             s.renewal_due = birthday(today, p.renewal_every_years)
         self._schedule_renewal()
-        if s.finances and s.finances.enrollment_fee > 0 and s.enrollment_fee is None:
-            s.enrollment_fee = EnrollmentFee(amount=s.finances.enrollment_fee, due_on=today)
-            s.deadlines["enrollment_fee"] = start_of_day(today, s.policy.timezone) + p.enrollment_fee_grace
+        if s.finances and s.enrollment_fee is None:
+            self._assess_enrollment_fee(today)
         if not s.case_manager:
             self._open_task("assign_case_manager", "Assign a case manager", "supervisor",
                             workflow.now() + p.assign_case_manager_within)
         self._schedule_milestones()
         self._notify("case_open", "family")
+
+    def _assess_enrollment_fee(self, today: date) -> None:
+        """The year's fee by rule (HSC 123900); before the rule, the amount the case manager typed."""
+        s = self.s
+        if workflow.patched("enrollment-fee-rule"):
+            fees = assess_fees(s.finances, s.policy.fees)
+            s.enrollment_fee = EnrollmentFee(amount=fees.enrollment_fee, assessment_fee=fees.assessment_fee,
+                                             due_on=today, basis=fees.basis)
+        elif s.finances.enrollment_fee:
+            s.enrollment_fee = EnrollmentFee(amount=s.finances.enrollment_fee, due_on=today)
+        if s.enrollment_fee is not None and s.enrollment_fee.amount + s.enrollment_fee.assessment_fee > 0:
+            s.deadlines["enrollment_fee"] = start_of_day(today, s.policy.timezone) + s.policy.active.enrollment_fee_grace
 
     def _enter_closed(self) -> None:
         s = self.s
@@ -560,6 +593,11 @@ class ChildCaseWorkflow(DuplicateHandling):
         if self.s.appeal.outcome is not None:
             raise invalid(f"the appeal was already decided ({self.s.appeal.outcome}); "
                           "record the fair hearing with request_fair_hearing / record_fair_hearing_decision")
+        needed = "state_reviewer" if self.s.state_decides else "supervisor"
+        if a.actor.role != needed:
+            who = "the State CCS regional office" if self.s.state_decides else "a county supervisor"
+            raise invalid(f"in {self.s.county} County the appeal is answered by {who} ({needed})",
+                          **{"actor.role": "not allowed"})
 
     def _do_decide_appeal(self, a) -> dict:
         s = self.s
@@ -618,6 +656,12 @@ class ChildCaseWorkflow(DuplicateHandling):
         else:
             s.renewal_due = birthday(s.renewal_due, s.policy.active.renewal_every_years)
             self._schedule_renewal()
+            # 22 CCR 41610(a): the fee is redetermined yearly; an unpaid one keeps its clock.
+            settled = s.enrollment_fee is None or s.enrollment_fee.paid_on is not None or (
+                s.enrollment_fee.amount + s.enrollment_fee.assessment_fee == 0)
+            if settled and workflow.patched("enrollment-fee-renewal"):
+                s.enrollment_fee = None
+                self._assess_enrollment_fee(self._today())
         return {"eligible": s.eligibility.eligible, "renewal_due": s.renewal_due.isoformat()}
 
     def _check_transfer_county(self, a) -> None:
@@ -632,7 +676,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         county = find_county(a.county, s.policy.counties)
         old = s.county
         s.county, s.wcm_plan = county.name, county.wcm_plan
-        s.jurisdiction = "county" if county.jurisdiction == "independent" else "state"
+        s.jurisdiction = self._jurisdiction(county)
+        s.state_decides = s.jurisdiction == "state" and workflow.patched("state-decides-appeals-sars")
         s.child = s.child.model_copy(update={"county": county.name})
         s.case_manager = None
         for task in list(s.tasks.values()):
@@ -644,7 +689,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _check_record_fee_payment(self, a) -> None:
         fee = self.s.enrollment_fee
-        if fee is None or fee.paid_on is not None:
+        if fee is None or fee.paid_on is not None or fee.amount + fee.assessment_fee == 0:
             raise invalid("no enrollment fee is owed on this case")
         self._check_date("paid_on", a.paid_on)
 
@@ -929,6 +974,16 @@ class ChildCaseWorkflow(DuplicateHandling):
         if updates:
             workflow.upsert_search_attributes(updates)
 
+    def _case_management(self) -> str:
+        s = self.s
+        county = find_county(s.county, s.policy.counties)
+        if county is None:  # a referral refused for its county
+            return f"{s.county} County CCS"
+        full_scope, plan = s.medi_cal.full_scope, s.medi_cal.plan
+        if s.finances is not None:  # the eligibility step knows better than the referral
+            full_scope, plan = s.finances.full_scope_medi_cal, s.finances.medi_cal_plan or plan
+        return case_management(county, full_scope, plan, self._today())
+
     def _status(self) -> CaseStatus:
         s = self.s
         milestones = sorted(
@@ -938,8 +993,8 @@ class ChildCaseWorkflow(DuplicateHandling):
         )
         return CaseStatus(
             case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county,
-            jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan,
-            case_management=s.wcm_plan if (s.wcm_plan and s.medi_cal.full_scope) else f"{s.county} County CCS",
+            jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan, appeals_and_sars_by="state" if s.state_decides else "county",
+            case_management=self._case_management(),
             case_manager=s.case_manager, child=s.child, conditions=s.conditions,
             referral_date=s.referral_date, application_date=s.application_date, eligibility=s.eligibility,
             denial=s.denial, appeal=s.appeal, renewal_due=s.renewal_due, enrollment_fee=s.enrollment_fee,

@@ -204,12 +204,12 @@ class RequestWorkflow:
     def _worker(self) -> str:
         return self.s.case_manager or f"{self.s.county}:unassigned"
 
-    def _open_task(self, kind: str, title: str, due: datetime) -> None:
+    def _open_task(self, kind: str, title: str, due: datetime, assignee: str | None = None) -> None:
         s = self.s
         s.task_counter += 1
         number = s.request_id.rsplit("-", 1)[1]
-        task = Task(id=f"{self.PREFIX}{number}-T{s.task_counter}", kind=kind, title=title, assignee=self._worker(),
-                    due=due, opened_at=self._clock())
+        task = Task(id=f"{self.PREFIX}{number}-T{s.task_counter}", kind=kind, title=title,
+                    assignee=assignee or self._worker(), due=due, opened_at=self._clock())
         s.open_tasks.append(task)
         self._draft.opened.append(TaskRef(**task.model_dump(exclude={"escalated"})))
 

@@ -49,7 +49,7 @@ def queues_of(who: Principal) -> list[str]:
         "case_manager": [f"{county}:unassigned"],
         "supervisor": ["supervisor", f"{county}:unassigned"],
         "medical_consultant": [f"{county}:medical_consultant"],
-        "state_reviewer": ["state:ccs_medical"],
+        "state_reviewer": ["state:ccs_medical", "state:ccs_regional_office", "state:ccs_sar"],
     }.get(who.role, [])
 
 
