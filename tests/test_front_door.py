@@ -137,3 +137,81 @@ async def test_closed_case_gone_from_temporal_is_read_and_held_from_the_record(d
         audited = (await s.execute(select(AuditRow.action, AuditRow.actor_id).where(
             AuditRow.case_id == cid, AuditRow.action.in_(("place_hold", "release_hold"))).order_by(AuditRow.seq))).all()
     assert [tuple(a) for a in audited] == [("place_hold", "sup.kern"), ("release_hold", "sup.cli")]
+
+
+def by_post(first: str) -> dict:
+    """A family with no e-mail on file: their letters go to the print queue."""
+    data = child(first)
+    data["child"]["guardian"] = {"name": "Pat Frontdoor", "phone": "555-0101"}
+    return data
+
+
+async def test_letters_on_the_case_and_the_print_queue_in_scope_and_logged(desk):
+    api, _, notifier = desk
+    cid = await refer(api, by_post("Letty"))
+    await close(api, cid)
+    await notifier.drain()
+    kern, fresno = api.auth("case_manager", sub="cm.letters"), api.auth("case_manager", "Fresno")
+
+    r = await api.http.get(f"/api/v1/cases/{cid}/letters", headers=kern)
+    assert r.status_code == 200, r.text
+    letters = {x["kind"]: x for x in r.json()}
+    assert "case_closed" in letters and letters["case_closed"]["print_status"] == "queued"
+    closed = letters["case_closed"]
+    pdf = await api.http.get(closed["pdf"], headers=kern)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == PDF and pdf.content.startswith(b"%PDF")
+    assert (await api.http.get(f"/api/v1/cases/{cid}/letters/{cid}/999/case_closed/0", headers=kern)).status_code == 404
+    for url in (f"/api/v1/cases/{cid}/letters", closed["pdf"]):
+        assert (await api.http.get(url, headers=fresno)).status_code == 404
+    assert await access(api, "cm.letters") == [(cid, "letters"), (cid, f"letter:{closed['key']}")]
+
+    # The web case page lists the letters, each a link to its PDF.
+    page = await api.http.get(f"/cases/{cid}", headers=kern)
+    assert f'href="/cases/{cid}/letters/{closed["key"]}"' in page.text
+    web_pdf = await api.http.get(f"/cases/{cid}/letters/{closed['key']}", headers=kern)
+    assert web_pdf.content == pdf.content
+    assert (await api.http.get(f"/cases/{cid}/letters/{closed['key']}", headers=fresno)).status_code == 404
+
+    # The print queue: the county's clerks (and supervisor) see their county's letters only.
+    queued = await api.http.get("/api/v1/print-queue", headers=api.auth("intake_clerk"))
+    assert closed["key"] in [x["key"] for x in queued.json()]
+    other = await api.http.get("/api/v1/print-queue", headers=api.auth("intake_clerk", "Fresno"))
+    assert other.status_code == 200 and cid not in [x["case_id"] for x in other.json()]
+    assert (await api.http.get("/api/v1/print-queue", headers=kern)).status_code == 403
+    page = await api.http.get("/print-queue", headers=api.auth("intake_clerk"))
+    assert page.status_code == 200 and f'href="/cases/{cid}/letters/{closed["key"]}"' in page.text
+    assert (await api.http.get("/print-queue", headers=kern)).status_code == 404
+
+
+async def test_find_a_child_by_cin_name_or_last_name_in_scope_only(desk):
+    api, _, _ = desk
+    kern_child, fresno_child = child("Finn"), child("Fiona")
+    fresno_child["child"].update(county="Fresno", date_of_birth=kern_child["child"]["date_of_birth"])
+    fresno_child["child"]["cin"] = "91234567F"
+    kern_cid = await refer(api, kern_child)
+    r = await api.http.post("/api/v1/referrals", json=fresno_child, headers=api.auth("intake_clerk", "Fresno"))
+    assert r.status_code == 201, r.text
+    kid = kern_child["child"]
+    me = api.auth("case_manager", sub="cm.finder")
+
+    async def found(**criteria) -> list[str]:
+        r = await api.http.post("/api/v1/find", json=criteria, headers=me)
+        assert r.status_code == 200, r.text
+        return r.json()["case_ids"]
+
+    assert await found(cin=kid["cin"]) == [kern_cid]
+    assert await found(first_name=kid["first_name"], last_name="Frontdoor", date_of_birth=kid["date_of_birth"]) \
+        == [kern_cid]
+    # Both children share last name and birthday; the Fresno one is out of this person's scope.
+    assert await found(last_name="Frontdoor", date_of_birth=kid["date_of_birth"]) == [kern_cid]
+    assert await found(cin="91234567F") == []
+    r = await api.http.post("/api/v1/find", json={"first_name": "Finn"}, headers=me)
+    assert r.status_code == 422 and "last name and date of birth" in r.json()["detail"]
+    page = await api.http.post("/find", headers=me, data={"last_name": "frontdoor", "date_of_birth": kid["date_of_birth"]})
+    assert page.status_code == 200 and f"/cases/{kern_cid}" in page.text
+
+    rows = await access(api, "cm.finder")
+    assert (kern_cid, "api:find") in rows and (kern_cid, "web:find") in rows
+    assert ("(search)", "api:find:2") in rows  # the index matched both; one was in scope
+    typed = [kid["cin"], "91234567F", "finn", "fiona", "frontdoor", kid["date_of_birth"]]
+    assert not [t for t in typed for row in rows if t.lower() in " ".join(row).lower()]
