@@ -41,6 +41,10 @@ def test_backup_running_stack_and_restore_into_new_home(stack_env, tmp_path):
     files.mkdir()
     proc = start(env)
     try:
+        # The person verbs go through the API as a signed-in person.
+        password = json.loads(ccs(env, "user", "add", "sup.backup", "--role", "supervisor", "--county", "Kern",
+                                  "--json").stdout)["password"]
+        ccs(env, "login", "sup.backup", "--password-stdin", input=password + "\n")
         ids = []
         for n in range(OPEN + CLOSED):
             path = files / f"r{n}.json"
@@ -66,6 +70,7 @@ def test_backup_running_stack_and_restore_into_new_home(stack_env, tmp_path):
     assert again.returncode == 2 and "new CCS_HOME" in again.stderr
     proc = start(restored)
     try:
+        ccs(restored, "login", "sup.backup", "--password-stdin", input=password + "\n")  # restored with the users
         before = {cid: json.loads(ccs(restored, "show", cid, "--json").stdout) for cid in ids}
         for cid, status in before.items():
             assert status["stage"] == ("records" if cid in ids[:OPEN] else "closed")
