@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from activities.tables import LetterRow
+from activities.tables import CaseRow, LetterRow
 from letters.render import LetterData, render
 from models.case import Notice
 from models.converter import Keyring
@@ -110,11 +110,13 @@ class LetterStore:
             return list((await session.scalars(
                 select(LetterRow).where(LetterRow.case_id == case_id).order_by(LetterRow.created_at))).all())
 
-    async def print_queue(self, limit: int = 500) -> list[LetterRow]:
+    async def print_queue(self, limit: int = 500, county: str | None = None) -> list[LetterRow]:
+        """Letters waiting to go by post, oldest first; with ``county``, only that county's cases."""
+        q = select(LetterRow).where(LetterRow.print_status == "queued")
+        if county is not None:
+            q = q.where(LetterRow.case_id.in_(select(CaseRow.case_id).where(CaseRow.county == county)))
         async with self.sessions() as session:
-            return list((await session.scalars(
-                select(LetterRow).where(LetterRow.print_status == "queued")
-                .order_by(LetterRow.created_at).limit(limit))).all())
+            return list((await session.scalars(q.order_by(LetterRow.created_at).limit(limit))).all())
 
     async def mark_printed(self, keys: list[str]) -> int:
         async with self.sessions.begin() as session:

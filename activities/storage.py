@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -90,18 +90,23 @@ class CaseActivities:
         await session.execute(insert(AuditRow).values(
             case_id=step.case_id, source=step.source, seq=step.seq, at=step.at, actor_id=step.actor_id, actor_role=step.actor_role,
             action=step.action, stage=step.stage, county=step.county, detail=step.model_dump(mode="json")["detail"],
-        ).on_conflict_do_nothing(constraint="uq_audit_source_seq"))
+        ).on_conflict_do_nothing(constraint="uq_audit_source_seq_at"))
         if step.tasks_opened:
-            await session.execute(insert(TaskRow).values([
+            tasks = insert(TaskRow).values([
                 dict(case_id=step.case_id, task_id=t.id, kind=t.kind, title=t.title, assignee=t.assignee,
                      county=step.county, due=t.due, status="open", opened_at=t.opened_at)
                 for t in step.tasks_opened
-            ]).on_conflict_do_nothing())
+            ])
+            # A later life's T1 replaces the earlier life's (done) T1; a retry changes nothing.
+            await session.execute(tasks.on_conflict_do_update(
+                index_elements=["case_id", "task_id"], where=TaskRow.opened_at < tasks.excluded.opened_at,
+                set_={k: tasks.excluded[k] for k in ("kind", "title", "assignee", "county", "due", "status",
+                                                     "opened_at", "closed_at")}))
         if step.tasks_closed:
             await session.execute(
                 update(TaskRow)
                 .where(TaskRow.case_id == step.case_id, TaskRow.task_id.in_(step.tasks_closed),
-                       TaskRow.status == "open")
+                       TaskRow.status == "open", TaskRow.opened_at <= step.at)  # not a later life's task
                 .values(status="done", closed_at=step.at)
             )
         if step.notices:
@@ -114,5 +119,6 @@ class CaseActivities:
         stmt = insert(CaseRow).values(values)
         await session.execute(stmt.on_conflict_do_update(
             index_elements=["case_id"], set_={k: stmt.excluded[k] for k in values if k != "case_id"},
-            where=CaseRow.last_seq < stmt.excluded.last_seq,
+            # A later life (referred again after closure) counts its steps from 1 again.
+            where=tuple_(CaseRow.opened_at, CaseRow.last_seq) < tuple_(stmt.excluded.opened_at, stmt.excluded.last_seq),
         ))

@@ -40,7 +40,9 @@ class AuditRow(Base):
     """Append-only: who did what, when, on which case. One row per workflow step."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (UniqueConstraint("source", "seq", name="uq_audit_source_seq"),)
+    # A case's later life (referred again after closure) numbers its steps from 1 again: the
+    # step time tells the lives apart, and a retry repeats it (migration 0007).
+    __table_args__ = (UniqueConstraint("source", "seq", "at", name="uq_audit_source_seq_at"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(String(64), index=True)
     source: Mapped[str] = mapped_column(String(96))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import os
 import json
 import logging
@@ -13,10 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.case import Actor, CaseStatus
+from models.case import CaseStatus
 from models.policy import load_policy
 from models.settings import Settings
-from starters.client import Cases, CcsError, connect, fields_of, load_json
+from starters.client import Cases, CcsError, connect, fields_of
 
 
 def _settings() -> Settings:
@@ -41,15 +40,6 @@ async def _cases(settings: Settings) -> Cases:
 
     return Cases(client, settings.task_queue, policy, keyring.case_id_secret,
                  records=records_for_cli(settings, keyring))
-
-
-def _actor(args, data: dict | None = None, default_role: str = "intake_clerk") -> Actor:
-    given = (data or {}).get("actor") or {}
-    try:
-        return Actor(id=args.actor or given.get("id") or getpass.getuser(),
-                     role=args.role or given.get("role") or default_role)
-    except ValidationError as e:
-        raise CcsError("invalid actor", fields_of(e)) from None
 
 
 def _fmt_dt(value) -> str:
@@ -136,27 +126,6 @@ def _emit(args, payload: Any, text: str) -> None:
         print(text)
 
 
-async def cmd_refer(args) -> None:
-    from activities.db import make_engine, session_factory
-    from starters.supervisor import database_url_for_cli
-
-    data = load_json(args.file)
-    settings = _settings()
-    cases = await _cases(settings)
-    engine = make_engine(database_url_for_cli(settings), pool_size=2)  # the identity index
-    try:
-        cases.identity = session_factory(engine)
-        answer = await cases.submit_referral(data, _actor(args))
-    finally:
-        await engine.dispose()
-    text = f"case_id {answer.case_id}\nstage   {answer.stage}\nidentity {answer.identity}"
-    if answer.duplicate_referral:
-        text += "\nduplicate referral: already on this case, nothing changed"
-    if answer.possible_duplicate_of:
-        text += "\npossible duplicate of " + ", ".join(answer.possible_duplicate_of) + " (a supervisor decides)"
-    _emit(args, answer, text)
-
-
 async def cmd_reindex(args) -> None:
     from activities.db import make_engine, session_factory
     from starters.identity import reindex
@@ -170,21 +139,6 @@ async def cmd_reindex(args) -> None:
     finally:
         await engine.dispose()
     _emit(args, counts, f"{counts['cases']} open cases indexed, {counts['keys_added']} identity keys added")
-
-
-async def cmd_show(args) -> None:
-    cases = await _cases(_settings())
-    status = await cases.show(args.case_id)
-    _emit(args, status, render(status))
-
-
-async def cmd_act(args) -> None:
-    data = load_json(args.data) if args.data else {}
-    if args.actor or args.role or "actor" not in data:
-        data["actor"] = _actor(args, data, default_role="case_manager").model_dump()
-    cases = await _cases(_settings())
-    status = await cases.act(args.case_id, args.action, data)
-    _emit(args, status, render(status))
 
 
 async def cmd_up(args) -> None:
@@ -230,28 +184,13 @@ def parser() -> argparse.ArgumentParser:
     verb("worker", cmd_worker, "run a worker against the configured services")
     verb("codec-server", cmd_codec_server, "run the codec server for the Web UI and CLI")
     verb("migrate", cmd_migrate, "apply database migrations to DATABASE_URL")
-    sp = verb("refer", cmd_refer, "submit a referral; prints the case_id and stage")
-    sp.add_argument("file")
-    sp.add_argument("--actor", help=argparse.SUPPRESS)  # gone: you are who you signed in as
-    sp.add_argument("--role", help=argparse.SUPPRESS)
     verb("reindex", cmd_reindex, "add open cases to the identity index (cases opened before it existed)")
-    sp = verb("show", cmd_show, "show a case's status")
-    sp.add_argument("case_id")
-    sp = verb("act", cmd_act, "take an action on a case; prints the new status")
-    sp.add_argument("case_id")
-    sp.add_argument("action")
-    sp.add_argument("--data", help="JSON file with the action's data (see examples/actions/)")
-    sp.add_argument("--actor", help=argparse.SUPPRESS)  # gone: you are who you signed in as
-    sp.add_argument("--role", help=argparse.SUPPRESS)
-    from starters import supervisor
+    from starters.api import cli_verbs
 
-    supervisor.add_verbs(verb)
+    cli_verbs.add_verbs(verb)  # sign-in, users, and the person verbs: clients of the HTTP API
     from starters import records
 
     records.add_verbs(verb)
-    from starters.api import cli_verbs
-
-    cli_verbs.add_verbs(verb, sub)  # person verbs go through the HTTP API
     from starters import letters
 
     letters.add_verbs(verb)

@@ -4,6 +4,7 @@ holds, and re-encrypting the records under a new key. ``Records`` is what `ccs s
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -114,7 +115,7 @@ class Records:
 
 def _check_hold(actor: Actor, matter: str, verb: str) -> None:
     if actor.role != "supervisor":
-        raise CcsError(f"only a supervisor may {verb} a legal hold (you are {actor.role}); use --role supervisor")
+        raise CcsError(f"only a supervisor may {verb} a legal hold (you are {actor.role})")
     if not re.match(MATTER, matter):
         raise CcsError(f"matter {matter!r} is not a reference: letters, digits and . _ : / - (up to 64), no names",
                        {"matter": "e.g. LIT-2026-014"})
@@ -180,8 +181,8 @@ def add_verbs(verb) -> None:
         sp = verb(name, fn, help)
         sp.add_argument("case_id")
         sp.add_argument("--matter", required=True, help="the matter's reference, e.g. LIT-2026-014 (no names)")
-        sp.add_argument("--actor", help="your user ID (default: $USER)")
-        sp.add_argument("--role", help="your role (default: supervisor)")
+        sp.add_argument("--actor", help=argparse.SUPPRESS)  # gone: you are who you signed in as
+        sp.add_argument("--role", help=argparse.SUPPRESS)
     sp = verb("keys", cmd_keys, "encryption keys of the case records: status, or rotate")
     sp.add_argument("op", choices=["status", "rotate"])
     sp.add_argument("--no-new-key", action="store_true",
@@ -206,12 +207,18 @@ def _records(settings: Settings) -> Records:
 
 
 async def _hold(args, place: bool) -> None:
-    from starters.cli import _actor, _emit, _settings
+    """Through the API as the signed-in supervisor (`ccs login`): the service checks role and county."""
+    from urllib.parse import quote
 
-    records = _records(_settings())
-    actor = _actor(args, default_role="supervisor")
-    fn = records.place_hold if place else records.release_hold
-    done = await fn(args.case_id, actor, args.matter)
+    from starters.api.cli_verbs import _no_actor_flags, call
+    from starters.cli import _emit
+
+    _no_actor_flags(args)
+    case = quote(args.case_id, safe="")
+    if place:
+        done = call("POST", f"/api/v1/cases/{case}/holds", json={"matter": args.matter})
+    else:
+        done = call("POST", f"/api/v1/cases/{case}/holds/{quote(args.matter, safe='')}/release")
     what = "placed on" if place else "released from"
     _emit(args, done, f"legal hold {args.matter} {what} case {args.case_id}")
 

@@ -1,5 +1,6 @@
-"""Supervisor verbs: `ccs stuck` (Temporal visibility), `ccs overdue` and `ccs workload`
-(the work queue and case read model in PostgreSQL)."""
+"""What supervisors ask: stuck cases (Temporal visibility), overdue tasks and workload (the
+work queue and case read model in PostgreSQL). The API serves these; `ccs stuck`, `ccs overdue`
+and `ccs workload` call the API (starters/api/cli_verbs.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from temporalio.client import Client
 
-from activities.db import make_engine, reach_embedded
+from activities.db import reach_embedded
 from activities.tables import CaseRow, TaskRow
 from models import search
 from models.case import STAGES
@@ -159,7 +160,7 @@ def database_url_for_cli(settings: Settings) -> str:
     return url
 
 
-# ---- CLI verbs -----------------------------------------------------------------------
+# ---- tables for the CLI --------------------------------------------------------------
 
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     if not rows:
@@ -171,79 +172,3 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
         out.append("  ".join(str(r.get(k) if r.get(k) is not None else "-").ljust(w)
                              for (k, _), w in zip(columns, widths)))
     return "\n".join(out)
-
-
-def add_verbs(verb) -> None:
-    sp = verb("stuck", cmd_stuck, "cases whose stage has not changed for too long")
-    sp.add_argument("--county")
-    sp.add_argument("--stage")
-    sp.add_argument("--case-manager")
-    sp.add_argument("--min", dest="min_in_stage", help="minimum time in stage (days, or P30D); "
-                    "default: the policy's per-stage threshold")
-    sp.add_argument("--limit", type=int, default=200)
-    sp = verb("overdue", cmd_overdue, "open tasks past due, or due within N days")
-    sp.add_argument("--within", default="0", help="also tasks due within this many days (or P3D)")
-    sp.add_argument("--county")
-    sp.add_argument("--assignee")
-    sp.add_argument("--limit", type=int, default=500)
-    sp = verb("workload", cmd_workload, "open cases and tasks per case manager, county and stage")
-    sp.add_argument("--county")
-
-
-async def cmd_stuck(args) -> None:
-    from starters.cli import _cases, _emit, _settings
-
-    if args.limit < 1:
-        raise CcsError("--limit must be at least 1")
-    cases = await _cases(_settings())
-    result = await stuck(cases.client, cases.policy, stage=args.stage, county=args.county,
-                         case_manager=args.case_manager,
-                         min_in_stage=duration(args.min_in_stage) if args.min_in_stage else None, limit=args.limit)
-    text = _table(result["cases"], [("case_id", "CASE"), ("stage", "STAGE"), ("since", "SINCE"),
-                                     ("days_in_stage", "DAYS"), ("county", "COUNTY"),
-                                     ("case_manager", "CASE MANAGER"), ("next_deadline", "NEXT DEADLINE")])
-    _emit(args, result, f"{text}\n{result['shown']} of {result['total']} stuck case(s)")
-
-
-async def _queue(args):
-    from starters.cli import _settings
-    from models.policy import load_policy
-
-    settings = _settings()
-    policy = load_policy(settings.policy_file)
-    county = _county(getattr(args, "county", None), policy)
-    return WorkQueue(make_engine(database_url_for_cli(settings), pool_size=2)), county
-
-
-async def cmd_overdue(args) -> None:
-    from starters.cli import _emit
-
-    within = duration(args.within)
-    if within < timedelta(0):
-        raise CcsError("--within must not be negative")
-    queue, county = await _queue(args)
-    try:
-        result = await queue.overdue(within=within, county=county, assignee=_ident(args.assignee, "assignee"),
-                                     limit=args.limit)
-    finally:
-        await queue.engine.dispose()
-    text = _table(result["tasks"], [("case_id", "CASE"), ("task_id", "TASK"), ("title", "WHAT"),
-                                     ("assignee", "ASSIGNEE"), ("county", "COUNTY"), ("due", "DUE"),
-                                     ("overdue_days", "DAYS OVERDUE")])
-    _emit(args, result, f"{text}\n{result['total']} task(s)")
-
-
-async def cmd_workload(args) -> None:
-    from starters.cli import _emit
-
-    queue, county = await _queue(args)
-    try:
-        result = await queue.workload(county=county)
-    finally:
-        await queue.engine.dispose()
-    text = (_table(result["case_managers"], [("case_manager", "CASE MANAGER / QUEUE"),
-                                              ("open_cases", "OPEN CASES"), ("open_tasks", "OPEN TASKS"),
-                                              ("next_due", "NEXT DUE")])
-            + "\n\n" + _table(result["by_county_stage"], [("county", "COUNTY"), ("stage", "STAGE"),
-                                                          ("open_cases", "OPEN CASES")]))
-    _emit(args, result, text)

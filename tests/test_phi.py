@@ -205,8 +205,8 @@ async def test_identity_index_holds_no_phi(ts_worker, sessions):
     assert_no_phi(repr([tuple(r) for r in rows]).encode(), "the identity index")
     assert_no_phi(answer.case_id.encode(), "the case ID")
 async def test_api_tables_hold_no_phi(api):
-    """Through the HTTP API: a referral with an Idempotency-Key, reads of the case and its
-    audit trail, a failed sign-in named after the child. No row of the API's tables (users,
+    """Through the HTTP API: a referral with an Idempotency-Key, reads of the case, its audit
+    trail and its holds, searches for the child by CIN and by name, a failed sign-in named after the child. No row of the API's tables (users,
     failed sign-ins, access log, idempotency keys) holds the child's identifiers."""
     from sqlalchemy import text
 
@@ -217,13 +217,17 @@ async def test_api_tables_hold_no_phi(api):
     assert r.json()["status"]["child"]["first_name"] == FIRST  # the answer does carry PHI, to a signed-in reader
     assert (await api.http.get(f"/api/v1/cases/{case_id}", headers=clerk)).status_code == 200
     assert (await api.http.get(f"/api/v1/cases/{case_id}/audit", headers=clerk)).status_code == 200
+    assert (await api.http.get(f"/api/v1/cases/{case_id}/holds", headers=clerk)).status_code == 200
+    for search in ({"cin": CIN}, {"first_name": FIRST, "last_name": LAST, "date_of_birth": DOB.isoformat()}):
+        found = await api.http.post("/api/v1/find", json=search, headers=clerk)  # logged, what was typed not
+        assert found.json() == {"case_ids": [case_id]}, found.text
     await api.http.post("/api/v1/sign-in", json={"user_id": "clerk.phi", "password": f"{FIRST} {DOB}"})
     async with api.services.engine.connect() as conn:
         for table in ("users", "sign_in_failures", "access_log", "idempotency_keys"):
             rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
             assert_no_phi(repr(rows).encode(), f"the {table} table")
         assert (await conn.execute(text("SELECT count(*) FROM access_log WHERE case_id = :c"),
-                                   {"c": case_id})).scalar() == 2
+                                   {"c": case_id})).scalar() == 5
 async def test_letters_hold_phi_only_sealed_and_e_mail_subjects_none(ts_worker, sessions, mailbox):
     """The letter names the child (it must: the family reads it); at rest it is sealed, and
     neither the outbox, the letters table's other columns nor an e-mail's subject or text

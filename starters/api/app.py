@@ -12,6 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.db import make_engine, session_factory
+from activities.letters import LetterStore
+from models.converter import Keyring
 from models.settings import Settings
 from starters.api import problems
 from starters.api.auth import Tokens
@@ -30,24 +32,28 @@ class Services:
     users: Users
     queue: WorkQueue
     secret: bytes  # keys the Idempotency-Key body MACs
+    letters: LetterStore | None = None  # the case's letters (PDFs); None: this service shows none
 
 
-def build_services(cases: Cases, engine: AsyncEngine, api: ApiSettings, secret: bytes) -> Services:
+def build_services(cases: Cases, engine: AsyncEngine, api: ApiSettings, secret: bytes,
+                   keyring: Keyring | None = None) -> Services:
     sessions = session_factory(engine)
     if cases.identity is None:
         cases.identity = sessions  # referrals find the child's case through the identity index
     return Services(cases=cases, engine=engine, sessions=sessions, tokens=Tokens(api, secret),
-                    users=Users(sessions, api), queue=WorkQueue(engine), secret=secret)
+                    users=Users(sessions, api), queue=WorkQueue(engine), secret=secret,
+                    letters=LetterStore(sessions, keyring) if keyring is not None else None)
 
 
 async def connect_services(settings: Settings, api: ApiSettings) -> Services:
     """Reach Temporal and PostgreSQL as configured (the embedded one under `ccs up`)."""
+    from models.converter import load_keyring
     from starters.cli import _cases
     from starters.supervisor import database_url_for_cli
 
     cases = await _cases(settings)
     engine = make_engine(database_url_for_cli(settings), pool_size=10)
-    return build_services(cases, engine, api, api.secret(settings.home_dir))
+    return build_services(cases, engine, api, api.secret(settings.home_dir), load_keyring(settings))
 
 
 def create_app(settings: Settings | None = None, api: ApiSettings | None = None, *,

@@ -20,7 +20,6 @@ from models.identity import ReferralAnswer
 from starters.api.settings import ApiSettings
 from starters.client import CcsError, load_json
 
-PERSON_VERBS = ("refer", "show", "act", "stuck", "overdue", "workload")
 
 
 def _settings():
@@ -224,8 +223,36 @@ async def cmd_user(args) -> None:
         await engine.dispose()
 
 
-def add_verbs(verb, sub) -> None:
-    """Register the API verbs, and point the person verbs at the API."""
+def _person_verbs(verb) -> None:
+    """The verbs of the people the product is for: each calls the API as the signed-in person."""
+    gone = {"help": argparse.SUPPRESS}  # --actor/--role: refused with a message saying why
+    sp = verb("refer", api_refer, "submit a referral; prints the case_id and stage")
+    sp.add_argument("file")
+    sp.add_argument("--actor", **gone)
+    sp.add_argument("--role", **gone)
+    verb("show", api_show, "show a case's status").add_argument("case_id")
+    sp = verb("act", api_act, "take an action on a case; prints the new status")
+    sp.add_argument("case_id")
+    sp.add_argument("action")
+    sp.add_argument("--data", help="JSON file with the action's data (see examples/actions/)")
+    sp.add_argument("--actor", **gone)
+    sp.add_argument("--role", **gone)
+    sp = verb("stuck", api_stuck, "cases whose stage has not changed for too long")
+    sp.add_argument("--county", help="a statewide supervisor's county (county supervisors see their own)")
+    sp.add_argument("--stage")
+    sp.add_argument("--case-manager")
+    sp.add_argument("--min", dest="min_in_stage", help="minimum time in stage (days, or P30D); "
+                    "default: the policy's per-stage threshold")
+    sp.add_argument("--limit", type=int, default=200)
+    sp = verb("overdue", api_overdue, "open tasks of your county past due, or due within N days")
+    sp.add_argument("--within", default="0", help="also tasks due within this many days (or P3D)")
+    sp.add_argument("--assignee")
+    sp.add_argument("--limit", type=int, default=500)
+    verb("workload", api_workload, "open cases and tasks of your county per case manager and stage")
+
+
+def add_verbs(verb) -> None:
+    """Register the API verbs: serving, signing in, users, and the person verbs."""
     from starters.api.auth import PERSON_ROLES
 
     verb("serve", cmd_serve, "run the HTTP API (CCS_API_HOST, CCS_API_PORT)")
@@ -245,5 +272,4 @@ def add_verbs(verb, sub) -> None:
     users.add_parser("list", help="every user")
     for sub_verb in users.choices.values():
         sub_verb.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document")
-    for name, fn in zip(PERSON_VERBS, (api_refer, api_show, api_act, api_stuck, api_overdue, api_workload)):
-        sub.choices[name].set_defaults(fn=fn)
+    _person_verbs(verb)

@@ -43,7 +43,7 @@ def _criteria(values: dict[str, str]) -> dict:
     return {"cin": cin, "first_name": first, "last_name": last, "date_of_birth": dob}
 
 
-async def find_child(services, who: Principal, values: dict[str, str]) -> list[str]:
+async def find_child(services, who: Principal, values: dict[str, str], channel: str = "web") -> list[str]:
     criteria = _criteria(values)
     find_cases = _lookup()
     if find_cases is None:
@@ -54,7 +54,7 @@ async def find_child(services, who: Principal, values: dict[str, str]) -> list[s
             found = await find_cases(session, secret, **criteria)
         except ValueError as e:
             raise FindError(str(e)) from None
-    await record_access(services.sessions, who, SEARCH_ROW, f"web:find:{len(found)}")
+    await record_access(services.sessions, who, SEARCH_ROW, f"{channel}:find:{len(found)}")
     visible = []
     for case_id in found:
         try:
@@ -62,5 +62,5 @@ async def find_child(services, who: Principal, values: dict[str, str]) -> list[s
         except ApiProblem:
             continue
         visible.append(case_id)
-        await record_access(services.sessions, who, case_id, "web:find")
+        await record_access(services.sessions, who, case_id, f"{channel}:find")
     return visible

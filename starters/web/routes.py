@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
@@ -23,6 +23,7 @@ from models.referral import Referral
 from starters.api.access_log import record_access
 from starters.api.auth import SESSION_COOKIE, Principal, current_principal
 from starters.api.problems import ApiProblem
+from starters.api.routes import records as records_routes
 from starters.api.routes.cases import read_case
 from starters.api.scope import case_in_scope
 from starters.client import CcsError
@@ -159,6 +160,8 @@ async def _show_case(request: Request, who: Principal, case_id: str, failed: dic
             f = failed if failed and failed["name"] == name else None
             actions.append(action_form(name, ACTIONS[name].model, f and f["values"], f and f["errors"]))
     return render(request, "case.html", who, status_code, case=status, actions=actions,
+                  holds=await records_routes._records(services).holds(case_id),
+                  letters=await services.letters.for_case(case_id) if services.letters else [],
                   timeline=await pages.timeline(services.sessions, case_id),
                   notices=await pages.notices(services.sessions, case_id), done=done,
                   failed=failed, ml=services.cases.policy.meals_lodging,
@@ -297,6 +300,31 @@ async def refer(request: Request, who: Principal = Depends(person)):
         return render(request, "refer.html", who, 422, form=_referral_form(values, errors))
     await record_access(services.sessions, who, status.case_id, "web:refer")
     return render(request, "referred.html", who, case=status, outcome=outcome)
+
+
+# ---- letters ----------------------------------------------------------------------------
+
+@router.get("/cases/{case_id}/letters/{key:path}")
+async def letter_page(request: Request, case_id: str, key: str, who: Principal = Depends(person)):
+    """A letter's PDF, as the family received it (in scope, logged as read)."""
+    try:
+        pdf = await records_routes.letter_pdf(_services(request), who, case_id, key, "web:letter")
+    except ApiProblem as e:
+        if e.status == 409:
+            return render(request, "error.html", who, 409, message=e.detail)
+        return not_found(request, who, f"letter {key}")
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{key.replace("/", "_")}.pdf"'})
+
+
+@router.get("/print-queue", response_class=HTMLResponse)
+async def print_queue_page(request: Request, who: Principal = Depends(person)):
+    """The clerks' print room: letters of their county that go by post, oldest first."""
+    if who.role not in records_routes.PRINT_ROOM:
+        return not_found(request, who, "page")
+    services = _services(request)
+    rows = await records_routes.print_queue_for(services, who) if services.letters else []
+    return render(request, "print_queue.html", who, letters=rows)
 
 
 # ---- find a child -----------------------------------------------------------------------

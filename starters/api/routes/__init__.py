@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from starters.api.routes import cases, people, work
+from starters.api.routes import cases, people, records, work
 
 router = APIRouter()
 router.include_router(people.router)
 router.include_router(cases.router)
 router.include_router(work.router)
+router.include_router(records.router)
