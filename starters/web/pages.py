@@ -10,30 +10,16 @@ from sqlalchemy import or_, select
 from activities.tables import AuditRow, OutboxRow, TaskRow
 from starters.api.auth import Principal
 from starters.web.humane import urgency
+from starters.api.routes.work import queues_of  # one definition of whose queue is whose
 
 TIMELINE_ROWS = 200
 MY_WORK_ROWS = 300
 
 
-def queues_of(who: Principal) -> list[str]:
-    """The assignees whose tasks are this person's work: their own and their role's queues."""
-    mine = [who.user_id]
-    county = who.county
-    if who.role in ("case_manager", "intake_clerk") and county:
-        mine.append(f"{county}:unassigned")
-    elif who.role == "medical_consultant" and county:
-        mine.append(f"{county}:medical_consultant")
-    elif who.role == "state_reviewer":
-        mine.append("state:ccs_medical")
-    elif who.role == "supervisor":
-        mine.append("supervisor")
-    return mine
-
-
 async def my_work(sessions, who: Principal, now: datetime | None = None) -> dict[str, list]:
     """Open tasks of mine and my queues, in bands: overdue first, then today, this week, later."""
     now = now or datetime.now(timezone.utc)
-    q = select(TaskRow).where(TaskRow.status == "open", TaskRow.assignee.in_(queues_of(who)))
+    q = select(TaskRow).where(TaskRow.status == "open", TaskRow.assignee.in_([who.user_id, *queues_of(who)]))
     if who.county and who.role != "state_reviewer":
         q = q.where(TaskRow.county == who.county)
     async with sessions() as s:
