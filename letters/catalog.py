@@ -67,6 +67,9 @@ KINDS: dict[str, LetterKind] = {
                                          ("service", "reason", "decide_by")),
     "authorization_approved": LetterKind("family", {"en": "CCS service approved", "es": "CCS aprobó un servicio"},
                                          ("service", "number", "valid_from", "valid_until")),
+    "authorization_pended": LetterKind("family", {"en": "CCS needs more facts to decide",
+                                                  "es": "CCS necesita más datos para decidir"},
+                                       ("service", "information", "working_days")),
 }
 
 # What a Notice of Action decides; each action's sentence lives in the templates.

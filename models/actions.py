@@ -19,7 +19,9 @@ from models.requests import (
     DecideAuthorization,
     DecideMealsLodging,
     ExtendAuthorization,
+    RecordInformation,
     RequestAuthorization,
+    RequestInformation,
     RequestMealsLodging,
     SubmitReceipts,
 )
@@ -176,6 +178,8 @@ REQUEST_ACTIONS: dict[str, type] = {
     "submit_receipts": SubmitReceipts,
     "decide_authorization": DecideAuthorization,
     "extend_authorization": ExtendAuthorization,
+    "request_information": RequestInformation,
+    "record_information": RecordInformation,
 }
 # Who may take each request action; the request workflows check the same tuples.
 REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
@@ -183,6 +187,8 @@ REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
     "submit_receipts": (*STAFF, "intake_clerk"),
     "decide_authorization": (*STAFF, "medical_consultant"),
     "extend_authorization": (*STAFF, "medical_consultant"),
+    "request_information": (*STAFF, "medical_consultant"),
+    "record_information": (*STAFF, "medical_consultant", "intake_clerk"),
 }
 
 # What each stage waits for, in a case manager's words.

@@ -76,6 +76,13 @@ class MealsLodgingPolicy(_Frozen):
 
 
 class SarPolicy(_Frozen):
+    # Routine: 5 working days from receipt of all the information needed to decide (a request
+    # missing it is pended, and the family told in writing); expedited: 72 hours from receipt of
+    # the request; a deferral for more information runs at most 14 calendar days from receipt.
+    # Source: HSC 1367.01 as applied to Medi-Cal in Health Net's Medi-Cal provider manual,
+    # "Authorization and Referral Timelines" and "Notification Delays"
+    # (providerlibrary.healthnetcalifornia.com/medi-cal/provider-manual/provider-oversight/
+    # service-and-quality-requirements-/authorization-and-referral-timelines-medi-cal.html).
     routine_working_days: int = 5
     expedited: timedelta = timedelta(hours=72)
     extended: timedelta = timedelta(days=14)

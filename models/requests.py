@@ -28,7 +28,8 @@ RequestKind = Literal["meals_lodging", "authorization"]
 MealsLodgingPhase = Literal[
     "awaiting_decision", "approved", "paying", "paid", "denied", "expired", "withdrawn", "cancelled"
 ]
-AuthorizationPhase = Literal["awaiting_decision", "approved", "denied", "withdrawn"]
+# pended: waiting for the information needed to decide (the 5-working-day clock has not started)
+AuthorizationPhase = Literal["awaiting_decision", "pended", "approved", "denied", "withdrawn"]
 Route = Literal["prior_approval", "exception_review"]
 
 
@@ -216,6 +217,17 @@ class ExtendAuthorization(_OnRequest):
     reason: str = Field(min_length=3, max_length=2000)
 
 
+class RequestInformation(_OnRequest):
+    """Pend a routine SAR: what is missing to decide, and from whom (no PHI beyond the case)."""
+
+    information: str = Field(min_length=3, max_length=2000,
+                             description="what is needed to decide and from whom, e.g. the surgeon's notes")
+
+
+class RecordInformation(_OnRequest):
+    """The information asked for arrived: the 5-working-day clock starts again from now."""
+
+
 # ---- workflow inputs, state, status ---------------------------------------------------
 
 
@@ -295,6 +307,10 @@ class AuthorizationStatus(_RequestStatus):
     request: AuthorizationRequest
     extended: bool = False
     extension_reason: str | None = None
+    # A pend: what was asked for, when, and when it arrived (the decision clock restarts then).
+    information_requested: str | None = None
+    pended_at: datetime | None = None
+    information_received_at: datetime | None = None
     decision: AuthorizationDecision | None = None
 
 
