@@ -73,7 +73,8 @@ KINDS: dict[str, LetterKind] = {
 }
 
 # What a Notice of Action decides; each action's sentence lives in the templates.
-NOA_ACTIONS = ("deny_case", "deny_condition", "deny_travel", "change_travel", "deny_service", "change_service")
+NOA_ACTIONS = ("deny_case", "deny_condition", "deny_travel", "change_travel", "deny_service", "change_service",
+               "close_application", "close_renewal")
 
 # The rule each adverse decision rests on (22 CCR 42132 asks the notice to cite it).
 RULES: dict[str, str] = {
@@ -81,6 +82,7 @@ RULES: dict[str, str] = {
     "medical_review": "22 CCR 41515.1 to 41518.9",
     "condition": "22 CCR 41515.1 to 41518.9",
     "renewal": "22 CCR 41610",
+    "application": "22 CCR 41514",  # the application and its second notice
     # No narrower section is cited for these in the product's sources yet: the CCS Act.
     "meals_lodging": "HSC 123800 and after",
     "authorization": "HSC 123800 and after",

@@ -18,7 +18,8 @@ Jurisdiction = Literal["county", "state"]
 Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system",
                "auditor", "admin"]
 ClosureReason = Literal[
-    "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible", "merged"
+    "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible", "merged",
+    "application_not_returned", "renewal_not_completed",
 ]
 Program = Literal["treatment", "diagnosis_only", "mtp", "hrif", "adopted_known_condition"]
 Recipient = Literal["family", "referrer", "case_manager", "supervisor", "reviewer"]

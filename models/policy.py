@@ -25,6 +25,9 @@ class IntakePolicy(_Frozen):
     second_notice_after: timedelta = timedelta(days=20)
     # The referral date stays the application date only if the application comes back within this.
     application_date_grace: timedelta = timedelta(days=20)
+    # An application still not back this long after the second notice closes the case with a
+    # Notice of Action. County practice (no state rule found for the period).
+    close_unreturned_after: timedelta = timedelta(days=30)
 
 
 class RecordsPolicy(_Frozen):
@@ -51,6 +54,9 @@ class NoticePolicy(_Frozen):
 class ActivePolicy(_Frozen):
     renewal_every_years: int = 1
     renewal_notice_before: timedelta = timedelta(days=30)
+    # A renewal not completed by its due date (the end of the notice period, 22 CCR 41610) plus
+    # this closes the case with a Notice of Action. County practice: no grace by default.
+    renewal_close_after: timedelta = timedelta(days=0)
     enrollment_fee_grace: timedelta = timedelta(days=61)
     assign_case_manager_within: timedelta = timedelta(days=5)
     transition_planning_age: int = 14

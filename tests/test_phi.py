@@ -26,6 +26,7 @@ from tests.api_helpers import api  # noqa: F401  (fixture)
 from tests.conftest import CONVERTER, INTAKE
 from tests.helpers import CM, act, referral
 from workflows.common import TIMER_DRIVEN
+from workflows.endings import PROGRAM_ENDINGS
 
 FIRST, LAST = "Zephyrine", "Quillfeather"
 DOB = date(2016, 7, 23)
@@ -133,7 +134,7 @@ async def _history_as_stored_holds_no_phi(env, cases):
     # Version markers (workflow.patched) hold only a patch ID, written by the SDK's core.
     patches = [e for e in events if e.HasField("marker_recorded_event_attributes")
                and e.marker_recorded_event_attributes.marker_name == "core_patch"]
-    known = (b"wake-before-flush", TIMER_DRIVEN.encode())
+    known = (b"wake-before-flush", TIMER_DRIVEN.encode(), PROGRAM_ENDINGS.encode())
     assert patches and all(any(k in e.SerializeToString() for k in known) for e in patches)
     data_payloads = [p for e in events if e not in patches for p in payloads_in(e, skip="search_attributes")]
     assert len(data_payloads) > 5

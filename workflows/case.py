@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from workflows.common import TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
+from workflows.endings import ProgramEndings
 from workflows.identity import DuplicateHandling
 
 with workflow.unsafe.imports_passed_through():
@@ -59,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.deadlines import due_by, next_target
 
 @workflow.defn
-class ChildCaseWorkflow(DuplicateHandling):
+class ChildCaseWorkflow(DuplicateHandling, ProgramEndings):
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
         self._draft = Draft()
@@ -726,6 +727,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _fire_second_notice(self, _: str) -> None:
         self._notify("second_notice", "family")
+        self._schedule_application_lapse()
 
     def _fire_records_reminder(self, _: str) -> dict:
         n = sum(1 for k in self.s.notices_sent if "/records_reminder/" in k) + 1
@@ -749,6 +751,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         self._notify("renewal_notice", "family", renew_by=s.renewal_due)
         self._open_task("renewal", "Annual renewal: redetermine residential and financial eligibility",
                         self._worker(), start_of_day(s.renewal_due, s.policy.timezone))
+        self._schedule_renewal_lapse()
 
     def _fire_enrollment_fee(self, _: str) -> None:
         self._close("enrollment_fee_unpaid", SYSTEM, "enrollment fee unpaid by day 61")
@@ -775,6 +778,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _schedule_renewal(self) -> None:
         s = self.s
+        s.deadlines.pop("renewal_lapsed", None)  # the renewal was completed
         s.deadlines["renewal_notice"] = (
             start_of_day(s.renewal_due, s.policy.timezone) - s.policy.active.renewal_notice_before
         )
