@@ -33,7 +33,7 @@ KINDS: dict[str, LetterKind] = {
     "case_closed": LetterKind("family", {"en": "Your CCS case is closed", "es": "Su caso de CCS está cerrado"},
                               ("closure",), ("merged_into",)),
     "appeal_decision": LetterKind("family", {"en": "CCS appeal decision", "es": "Decisión de su apelación de CCS"},
-                                  ("outcome",), ("hearing_until",)),
+                                  ("outcome",), ("hearing_until", "condition")),
     "transfer": LetterKind("family", {"en": "Your CCS case moved", "es": "Su caso de CCS cambió de condado"},
                            ("from_county",)),
     "renewal_notice": LetterKind("family", {"en": "Your CCS renewal is due", "es": "Es hora de renovar CCS"},

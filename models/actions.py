@@ -78,6 +78,18 @@ class FileAppeal(Action):
     grounds: str = Field(min_length=1, max_length=2000)
 
 
+class FileConditionAppeal(Action):
+    condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
+    filed_on: date | None = None
+    grounds: str = Field(min_length=1, max_length=2000)
+
+
+class DecideConditionAppeal(Action):
+    condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
+    outcome: Literal["overturned", "upheld"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class DecideAppeal(Action):
     outcome: Literal["overturned", "upheld"]
     reason: str = Field(min_length=1, max_length=2000)
@@ -157,6 +169,10 @@ ACTIONS: dict[str, ActionSpec] = {
     "decide_appeal": ActionSpec(DecideAppeal, ("appeal",), ("supervisor",), "the answer to the appeal"),
     "request_fair_hearing": ActionSpec(RequestFairHearing, ("appeal",), STAFF, "a fair hearing request, or the end of its window"),
     "record_fair_hearing_decision": ActionSpec(RecordFairHearingDecision, ("appeal",), STAFF, "the fair hearing decision"),
+    "file_condition_appeal": ActionSpec(FileConditionAppeal, ("active",), STAFF,
+                                        "an appeal of one condition's denial on an active case"),
+    "decide_condition_appeal": ActionSpec(DecideConditionAppeal, ("active",), ("supervisor",),
+                                          "the answer to a condition's appeal"),
     "assign_case_manager": ActionSpec(AssignCaseManager, OPEN, STAFF, "a case manager"),
     "record_renewal": ActionSpec(RecordRenewal, ("active",), STAFF, "the annual renewal"),
     "transfer_county": ActionSpec(TransferCounty, OPEN, STAFF, "a county transfer"),

@@ -47,6 +47,17 @@ class Determination(_Model):
     reason: str | None = None
 
 
+class ConditionAppeal(_Model):
+    """An appeal of one condition's denial on an active case: the case-level clocks."""
+
+    filed_on: date
+    grounds: str
+    answer_due: datetime
+    outcome: Literal["overturned", "upheld"] | None = None
+    decided_on: date | None = None
+    hearing_until: datetime | None = None  # upheld: a State fair hearing may be asked for until then
+
+
 class Condition(_Model):
     id: str
     icd10: str
@@ -55,6 +66,9 @@ class Condition(_Model):
     referrer_kind: ReferrerKind
     status: Literal["pending", "eligible", "not_eligible"] = "pending"
     determination: Determination | None = None
+    # Denied on an active case (its own Notice of Action): appealable on its own until then.
+    appeal_until: datetime | None = None
+    appeal: ConditionAppeal | None = None
 
 
 class Finances(_Model):

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from workflows.common import TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
+from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
 from workflows.identity import DuplicateHandling
 
@@ -60,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.deadlines import due_by, next_target
 
 @workflow.defn
-class ChildCaseWorkflow(DuplicateHandling, ProgramEndings):
+class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
         self._draft = Draft()
@@ -540,6 +541,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings):
         if self.s.stage == "medical_review":
             self._after_determinations()
         elif not a.eligible:
+            cond.appeal_until = workflow.now() + self.s.policy.notices.appeal_window  # its own appeal
             self._notify("notice_of_action", "family", action="deny_condition", basis="condition",
                          reason=a.reason or "The health problem is not one that CCS covers.",
                          appeal_until=self._day(workflow.now() + self.s.policy.notices.appeal_window),
