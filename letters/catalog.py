@@ -70,6 +70,10 @@ KINDS: dict[str, LetterKind] = {
     "authorization_pended": LetterKind("family", {"en": "CCS needs more facts to decide",
                                                   "es": "CCS necesita más datos para decidir"},
                                        ("service", "information", "working_days")),
+    "grievance_acknowledged": LetterKind("family", {"en": "We got your complaint", "es": "Recibimos su queja"},
+                                         ("resolve_by",), ("expedited",)),
+    "grievance_resolved": LetterKind("family", {"en": "Our answer to your complaint",
+                                                "es": "Nuestra respuesta a su queja"}, ("resolution",)),
 }
 
 # What a Notice of Action decides; each action's sentence lives in the templates.

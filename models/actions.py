@@ -19,10 +19,12 @@ from models.requests import (
     DecideAuthorization,
     DecideMealsLodging,
     ExtendAuthorization,
+    FileGrievance,
     RecordInformation,
     RequestAuthorization,
     RequestInformation,
     RequestMealsLodging,
+    ResolveGrievance,
     SubmitReceipts,
 )
 
@@ -183,6 +185,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "request_meals_lodging": ActionSpec(RequestMealsLodging, ("active",), STAFF, "a meals and lodging request"),
     "request_authorization": ActionSpec(RequestAuthorization, ("active",), (*STAFF, "medical_consultant"),
                                         "a service authorization request"),
+    "file_grievance": ActionSpec(FileGrievance, OPEN, (*STAFF, "intake_clerk"), "a family's grievance"),
     "confirm_same_child": ActionSpec(ConfirmSameChild, OPEN, ("supervisor",), "a decision on a possible duplicate"),
     "confirm_different_children": ActionSpec(ConfirmDifferentChildren, OPEN, ("supervisor",),
                                              "a decision on a possible duplicate"),
@@ -196,6 +199,7 @@ REQUEST_ACTIONS: dict[str, type] = {
     "extend_authorization": ExtendAuthorization,
     "request_information": RequestInformation,
     "record_information": RecordInformation,
+    "resolve_grievance": ResolveGrievance,
 }
 # Who may take each request action; the request workflows check the same tuples.
 REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
@@ -205,6 +209,7 @@ REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
     "extend_authorization": (*STAFF, "medical_consultant"),
     "request_information": (*STAFF, "medical_consultant"),
     "record_information": (*STAFF, "medical_consultant", "intake_clerk"),
+    "resolve_grievance": STAFF,
 }
 
 # What each stage waits for, in a case manager's words.

@@ -97,6 +97,20 @@ class SarPolicy(_Frozen):
     authorization_valid_for: timedelta = timedelta(days=180)
 
 
+class GrievancePolicy(_Frozen):
+    # The managed-care standard: acknowledged in writing within 5 calendar days (42 CFR 438.406,
+    # as California Health & Wellness's grievance process page states it), resolved within 30
+    # days (HSC 1368.01(a)); where health is at imminent and serious risk, expedited: a written
+    # disposition within 3 calendar days (HSC 1368.01(b), 28 CCR 1300.68.01(a)(2)), i.e. 72 hours.
+    # The product sends the acknowledgement at once, when the grievance is filed.
+    acknowledge_within: timedelta = timedelta(days=5)
+    resolve_within: timedelta = timedelta(days=30)
+    expedited: timedelta = timedelta(hours=72)
+    # County practice: a reminder to the case manager and an escalation before the due time.
+    reminder_before: timedelta = timedelta(days=5)
+    escalate_before: timedelta = timedelta(days=1)
+
+
 class SupervisionPolicy(_Frozen):
     escalation_grace: timedelta = timedelta(days=3)
     # A possible duplicate (same name and date of birth, different CINs) waits this long for a supervisor.
@@ -137,6 +151,7 @@ class Policy(_Frozen):
     active: ActivePolicy = ActivePolicy()
     meals_lodging: MealsLodgingPolicy = MealsLodgingPolicy()
     sar: SarPolicy = SarPolicy()
+    grievance: GrievancePolicy = GrievancePolicy()
     supervision: SupervisionPolicy = SupervisionPolicy()
     run: RunPolicy = RunPolicy()
     retention: RetentionPolicy = RetentionPolicy()

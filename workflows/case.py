@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
 
     # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
     icd10_codes()
-    from models.requests import AuthorizationInput, MealsLodgingInput, RequestStart, RequestSummary
+    from models.requests import AuthorizationInput, GrievanceInput, MealsLodgingInput, RequestStart, RequestSummary
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
@@ -202,7 +202,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def _request_input(self, a, kind: str) -> dict:
         s = self.s
         s.request_counter += 1
-        prefix = "ml" if kind == "meals_lodging" else "sar"
+        prefix = {"meals_lodging": "ml", "authorization": "sar", "grievance": "grv"}[kind]
         return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
                     case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
                     child_name=self._child_name(), preferred_language=s.child.preferred_language,
@@ -235,6 +235,10 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def _do_request_authorization(self, a) -> dict:
         inp = AuthorizationInput(**self._request_input(a, "authorization"))
         return self._queue_request("ServiceAuthorizationWorkflow", inp, "authorization")
+
+    def _do_file_grievance(self, a) -> dict:
+        inp = GrievanceInput(**self._request_input(a, "grievance"))
+        return self._queue_request("GrievanceWorkflow", inp, "grievance")
 
     # ---- query and actions --------------------------------------------------------
 
