@@ -102,8 +102,7 @@ class GrievancePolicy(_Frozen):
     # as California Health & Wellness's grievance process page states it), resolved within 30
     # days (HSC 1368.01(a)); where health is at imminent and serious risk, expedited: a written
     # disposition within 3 calendar days (HSC 1368.01(b), 28 CCR 1300.68.01(a)(2)), i.e. 72 hours.
-    # The product sends the acknowledgement at once, when the grievance is filed.
-    acknowledge_within: timedelta = timedelta(days=5)
+    # The product sends the acknowledgement at once, when the grievance is filed (so no setting).
     resolve_within: timedelta = timedelta(days=30)
     expedited: timedelta = timedelta(hours=72)
     # County practice: a reminder to the case manager and an escalation before the due time.
