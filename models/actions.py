@@ -92,6 +92,14 @@ class DecideConditionAppeal(Action):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class RecordConditionFairHearing(Action):
+    """The State fair hearing decision on a condition's upheld appeal."""
+
+    condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
+    requested_on: date = Field(description="when the family asked for the hearing (within its window)")
+    outcome: Literal["overturned", "upheld"]
+
+
 class DecideAppeal(Action):
     outcome: Literal["overturned", "upheld"]
     reason: str = Field(min_length=1, max_length=2000)
@@ -175,6 +183,8 @@ ACTIONS: dict[str, ActionSpec] = {
                                         "an appeal of one condition's denial on an active case"),
     "decide_condition_appeal": ActionSpec(DecideConditionAppeal, ("active",), ("supervisor",),
                                           "the answer to a condition's appeal"),
+    "record_condition_fair_hearing": ActionSpec(RecordConditionFairHearing, ("active",), STAFF,
+                                                "the fair hearing decision on a condition's appeal"),
     "assign_case_manager": ActionSpec(AssignCaseManager, OPEN, STAFF, "a case manager"),
     "record_renewal": ActionSpec(RecordRenewal, ("active",), STAFF, "the annual renewal"),
     "transfer_county": ActionSpec(TransferCounty, OPEN, STAFF, "a county transfer"),

@@ -56,6 +56,8 @@ class ConditionAppeal(_Model):
     outcome: Literal["overturned", "upheld"] | None = None
     decided_on: date | None = None
     hearing_until: datetime | None = None  # upheld: a State fair hearing may be asked for until then
+    hearing_requested_on: date | None = None
+    hearing_outcome: Literal["overturned", "upheld"] | None = None
 
 
 class Condition(_Model):

@@ -145,6 +145,19 @@ async def test_a_condition_denied_on_an_active_case_is_appealed_on_its_own(ts_wo
     assert c2.status == "not_eligible" and c2.appeal.hearing_until is not None
     assert c2.appeal.hearing_until - await env.get_current_time() <= window.fair_hearing_window
     assert "State fair hearing" in await noa_text(sessions, lost, "appeal_decision")
+    # The hearing, asked for within its 14 days, overturns the denial (22 CCR 42180).
+    asked = (await cases.show(lost)).conditions[1].appeal.decided_on.isoformat()
+    with pytest.raises(CcsError, match="no upheld appeal"):
+        await cases.act(won, "record_condition_fair_hearing",
+                        act(CM, condition_id="C2", requested_on=asked, outcome="overturned"))
+    await env.sleep(window.fair_hearing_window + timedelta(days=2))
+    late_day = (await cases.show(lost)).conditions[1].appeal.hearing_until + timedelta(days=1)
+    with pytest.raises(CcsError, match="after its window ended"):
+        await cases.act(lost, "record_condition_fair_hearing", act(
+            CM, condition_id="C2", requested_on=late_day.date().isoformat(), outcome="overturned"))
+    status = await cases.act(lost, "record_condition_fair_hearing",
+                             act(CM, condition_id="C2", requested_on=asked, outcome="overturned"))
+    assert status.conditions[1].status == "eligible" and status.conditions[1].appeal.hearing_outcome == "overturned"
 
     # Past its 30 days the denial stands; the case goes on.
     status = await cases.show(late)

@@ -13,6 +13,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.case import Condition, ConditionAppeal
+    from rules.ages import local_today
 
 from workflows.common import invalid
 
@@ -64,4 +65,23 @@ class ConditionAppeals:
             ap.hearing_until = hearing_until
         self._notify("appeal_decision", "family", outcome=a.outcome, condition=cond.description,
                      hearing_until=self._day(hearing_until))
+        return {"condition_id": cond.id, "outcome": a.outcome}
+
+    def _check_record_condition_fair_hearing(self, a) -> None:
+        cond = self._appealed_condition(a.condition_id)
+        ap = cond.appeal
+        if ap is None or ap.outcome != "upheld":
+            raise invalid(f"condition {cond.id} has no upheld appeal: a fair hearing follows the appeal's answer")
+        if ap.hearing_outcome is not None:
+            raise invalid(f"the fair hearing on condition {cond.id} was already recorded ({ap.hearing_outcome})")
+        self._check_date("requested_on", a.requested_on, ap.decided_on)
+        if a.requested_on > local_today(ap.hearing_until, self.s.policy.timezone):
+            raise invalid(f"the hearing was asked for after its window ended on {self._day(ap.hearing_until)}",
+                          requested_on="after the fair hearing window")
+
+    def _do_record_condition_fair_hearing(self, a) -> dict:
+        cond = self._appealed_condition(a.condition_id)
+        cond.appeal.hearing_requested_on, cond.appeal.hearing_outcome = a.requested_on, a.outcome
+        if a.outcome == "overturned":
+            cond.status = "eligible"
         return {"condition_id": cond.id, "outcome": a.outcome}
