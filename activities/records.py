@@ -18,7 +18,7 @@ from activities.tables import AuditRow, CaseRecordRow, CaseRow, SnapshotRow
 from models.converter import ENCODING, KEY_ID
 from models.requests import REQUEST_ID
 
-RECORD_KINDS = {"ml": "meals_lodging", "sar": "authorization"}
+RECORD_KINDS = {"ml": "meals_lodging", "sar": "authorization", "grv": "grievance"}
 
 
 def kind_of(source: str) -> str:

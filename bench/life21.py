@@ -9,7 +9,9 @@ case is transferred twice (to a dependent county, where the State decides, and b
 independent one) and a case manager assigned after each transfer, and, when the case takes
 the `request_meals_lodging` and `request_authorization` actions (models/actions.py), every
 year one trip is requested, approved, its receipts submitted and paid, and one service
-authorization requested and approved.
+authorization requested and approved (at 6, pended for information first); at 7 the
+family files a grievance, resolved a week later; the condition denied at 9 is appealed on
+its own and the appeal upheld.
 
 Histories: the test server cannot list workflows, so the case's runs are walked from the
 first run ID (in the latest run's start event) through each run's continued-as-new event;
@@ -50,7 +52,7 @@ from bench.common import (
     write_section,
 )
 from migrations import upgrade_async
-from models.actions import ACTIONS
+from models.actions import ACTIONS, REQUEST_ACTIONS
 from models.case import Actor
 from models.converter import data_converter
 from models.policy import Policy
@@ -73,7 +75,9 @@ EVENTS = [
     (2, ("refer", "G80.9", "Cerebral palsy, unspecified", True)),
     (5, ("transfer", "Lake")),
     (8, ("deny_renewal_then_appeal",)),
+    (7, ("grievance",)),
     (9, ("refer", "Q90.9", "Down syndrome, unspecified", False)),
+    (9, ("condition_appeal",)),
     (11, ("transfer", "Fresno")),
     (13, ("refer", "D57.1", "Sickle-cell disease without crisis", True)),
     (16, ("refer", "Q21.0", "Ventricular septal defect", True)),
@@ -192,6 +196,13 @@ class Life:
                     return status
                 if event[0] == "transfer":
                     return await self.do("transfer_county", act(CM, county=event[1]))
+                if event[0] == "grievance" and "file_grievance" in ACTIONS:
+                    return await self.grievance(status)
+                if event[0] == "condition_appeal" and "file_condition_appeal" in ACTIONS:
+                    denied = next(c for c in status.conditions if c.status == "not_eligible")
+                    await self.do("file_condition_appeal", act(CM, condition_id=denied.id, grounds="a second opinion"))
+                    return await self.do("decide_condition_appeal", act(SUP, condition_id=denied.id, outcome="upheld",
+                                                                        reason="the second opinion finds no new facts"))
         if self.requests_supported and 1 <= age < 21 and age not in self.request_years:
             self.request_years.add(age)
             return await self.yearly_requests(status)
@@ -230,7 +241,22 @@ class Life:
         self.requests.append(sar)
         req = await self.settle(sar, lambda r: r.state == "awaiting_decision")
         decider = {"actor": STATE} if req.decided_by == "state" else {}  # dependent county: the State
+        if age_on(self.dob, today) == 6 and "request_information" in REQUEST_ACTIONS:  # one pended request
+            await self.do("request_information", example("request_information", request_id=sar))
+            await self.env.sleep(timedelta(days=3))
+            await self.do("record_information", example("record_information", request_id=sar))
         await self.do("decide_authorization", example("decide_authorization", request_id=sar, **decider))
+        return await self.cases.show(self.case_id)
+
+    async def grievance(self, status):
+        """A family's complaint about a delay, acknowledged at once and resolved a week later."""
+        before = {r.request_id for r in status.requests}
+        status = await self.do("file_grievance", example("file_grievance"))
+        grv = next(r.request_id for r in status.requests if r.request_id not in before)
+        self.requests.append(grv)
+        await self.settle(grv, lambda r: r.state == "open")
+        await self.env.sleep(timedelta(days=7))
+        await self.do("resolve_grievance", example("resolve_grievance", request_id=grv))
         return await self.cases.show(self.case_id)
 
 

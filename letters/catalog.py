@@ -33,7 +33,7 @@ KINDS: dict[str, LetterKind] = {
     "case_closed": LetterKind("family", {"en": "Your CCS case is closed", "es": "Su caso de CCS está cerrado"},
                               ("closure",), ("merged_into",)),
     "appeal_decision": LetterKind("family", {"en": "CCS appeal decision", "es": "Decisión de su apelación de CCS"},
-                                  ("outcome",), ("hearing_until",)),
+                                  ("outcome",), ("hearing_until", "condition")),
     "transfer": LetterKind("family", {"en": "Your CCS case moved", "es": "Su caso de CCS cambió de condado"},
                            ("from_county",)),
     "renewal_notice": LetterKind("family", {"en": "Your CCS renewal is due", "es": "Es hora de renovar CCS"},
@@ -67,10 +67,18 @@ KINDS: dict[str, LetterKind] = {
                                          ("service", "reason", "decide_by")),
     "authorization_approved": LetterKind("family", {"en": "CCS service approved", "es": "CCS aprobó un servicio"},
                                          ("service", "number", "valid_from", "valid_until")),
+    "authorization_pended": LetterKind("family", {"en": "CCS needs more facts to decide",
+                                                  "es": "CCS necesita más datos para decidir"},
+                                       ("service", "information", "working_days")),
+    "grievance_acknowledged": LetterKind("family", {"en": "We got your complaint", "es": "Recibimos su queja"},
+                                         ("resolve_by",), ("expedited",)),
+    "grievance_resolved": LetterKind("family", {"en": "Our answer to your complaint",
+                                                "es": "Nuestra respuesta a su queja"}, ("resolution",)),
 }
 
 # What a Notice of Action decides; each action's sentence lives in the templates.
-NOA_ACTIONS = ("deny_case", "deny_condition", "deny_travel", "change_travel", "deny_service", "change_service")
+NOA_ACTIONS = ("deny_case", "deny_condition", "deny_travel", "change_travel", "deny_service", "change_service",
+               "close_application", "close_renewal")
 
 # The rule each adverse decision rests on (22 CCR 42132 asks the notice to cite it).
 RULES: dict[str, str] = {
@@ -78,6 +86,7 @@ RULES: dict[str, str] = {
     "medical_review": "22 CCR 41515.1 to 41518.9",
     "condition": "22 CCR 41515.1 to 41518.9",
     "renewal": "22 CCR 41610",
+    "application": "22 CCR 41514",  # the application and its second notice
     # No narrower section is cited for these in the product's sources yet: the CCS Act.
     "meals_lodging": "HSC 123800 and after",
     "authorization": "HSC 123800 and after",

@@ -30,6 +30,10 @@ FACTS: dict[str, dict[str, str]] = {
                                "decide_by": "2026-04-14"},
     "authorization_approved": {"service": "physical therapy", "number": "KER-2026-000123",
                                "valid_from": "2026-04-01", "valid_until": "2026-09-28"},
+    "authorization_pended": {"service": "physical therapy", "information": "Notes from the last visit to the doctor.",
+                             "working_days": "5"},
+    "grievance_acknowledged": {"resolve_by": "2026-04-30"},
+    "grievance_resolved": {"resolution": "We found a new clinic for your child. The first visit is on May 4."},
 }
 
 

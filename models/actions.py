@@ -19,8 +19,12 @@ from models.requests import (
     DecideAuthorization,
     DecideMealsLodging,
     ExtendAuthorization,
+    FileGrievance,
+    RecordInformation,
     RequestAuthorization,
+    RequestInformation,
     RequestMealsLodging,
+    ResolveGrievance,
     SubmitReceipts,
 )
 
@@ -74,6 +78,26 @@ class RecordMedicalDetermination(Action):
 class FileAppeal(Action):
     filed_on: date | None = None
     grounds: str = Field(min_length=1, max_length=2000)
+
+
+class FileConditionAppeal(Action):
+    condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
+    filed_on: date | None = None
+    grounds: str = Field(min_length=1, max_length=2000)
+
+
+class DecideConditionAppeal(Action):
+    condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
+    outcome: Literal["overturned", "upheld"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RecordConditionFairHearing(Action):
+    """The State fair hearing decision on a condition's upheld appeal."""
+
+    condition_id: str = Field(pattern=r"^C[0-9]{1,3}$")
+    requested_on: date = Field(description="when the family asked for the hearing (within its window)")
+    outcome: Literal["overturned", "upheld"]
 
 
 class DecideAppeal(Action):
@@ -155,6 +179,12 @@ ACTIONS: dict[str, ActionSpec] = {
     "decide_appeal": ActionSpec(DecideAppeal, ("appeal",), ("supervisor", "state_reviewer"), "the answer to the appeal"),
     "request_fair_hearing": ActionSpec(RequestFairHearing, ("appeal",), STAFF, "a fair hearing request, or the end of its window"),
     "record_fair_hearing_decision": ActionSpec(RecordFairHearingDecision, ("appeal",), STAFF, "the fair hearing decision"),
+    "file_condition_appeal": ActionSpec(FileConditionAppeal, ("active",), STAFF,
+                                        "an appeal of one condition's denial on an active case"),
+    "decide_condition_appeal": ActionSpec(DecideConditionAppeal, ("active",), ("supervisor",),
+                                          "the answer to a condition's appeal"),
+    "record_condition_fair_hearing": ActionSpec(RecordConditionFairHearing, ("active",), STAFF,
+                                                "the fair hearing decision on a condition's appeal"),
     "assign_case_manager": ActionSpec(AssignCaseManager, OPEN, STAFF, "a case manager"),
     "record_renewal": ActionSpec(RecordRenewal, ("active",), STAFF, "the annual renewal"),
     "transfer_county": ActionSpec(TransferCounty, OPEN, STAFF, "a county transfer"),
@@ -165,6 +195,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "request_meals_lodging": ActionSpec(RequestMealsLodging, ("active",), STAFF, "a meals and lodging request"),
     "request_authorization": ActionSpec(RequestAuthorization, ("active",), (*STAFF, "medical_consultant"),
                                         "a service authorization request"),
+    "file_grievance": ActionSpec(FileGrievance, OPEN, (*STAFF, "intake_clerk"), "a family's grievance"),
     "confirm_same_child": ActionSpec(ConfirmSameChild, OPEN, ("supervisor",), "a decision on a possible duplicate"),
     "confirm_different_children": ActionSpec(ConfirmDifferentChildren, OPEN, ("supervisor",),
                                              "a decision on a possible duplicate"),
@@ -176,6 +207,9 @@ REQUEST_ACTIONS: dict[str, type] = {
     "submit_receipts": SubmitReceipts,
     "decide_authorization": DecideAuthorization,
     "extend_authorization": ExtendAuthorization,
+    "request_information": RequestInformation,
+    "record_information": RecordInformation,
+    "resolve_grievance": ResolveGrievance,
 }
 # Who may take each request action; the request workflows check the same tuples.
 REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
@@ -184,6 +218,9 @@ REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
     # In a dependent county the State decides (state_reviewer); the workflow checks which applies.
     "decide_authorization": (*STAFF, "medical_consultant", "state_reviewer"),
     "extend_authorization": (*STAFF, "medical_consultant", "state_reviewer"),
+    "request_information": (*STAFF, "medical_consultant"),
+    "record_information": (*STAFF, "medical_consultant", "intake_clerk"),
+    "resolve_grievance": STAFF,
 }
 
 # What each stage waits for, in a case manager's words.

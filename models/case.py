@@ -18,7 +18,8 @@ Jurisdiction = Literal["county", "state"]
 Role = Literal["case_manager", "supervisor", "intake_clerk", "medical_consultant", "state_reviewer", "system",
                "auditor", "admin"]
 ClosureReason = Literal[
-    "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible", "merged"
+    "aged_out", "enrollment_fee_unpaid", "moved_out_of_state", "family_withdrew", "not_eligible", "merged",
+    "application_not_returned", "renewal_not_completed",
 ]
 Program = Literal["treatment", "diagnosis_only", "mtp", "hrif", "adopted_known_condition"]
 Recipient = Literal["family", "referrer", "case_manager", "supervisor", "reviewer"]
@@ -46,6 +47,19 @@ class Determination(_Model):
     reason: str | None = None
 
 
+class ConditionAppeal(_Model):
+    """An appeal of one condition's denial on an active case: the case-level clocks."""
+
+    filed_on: date
+    grounds: str
+    answer_due: datetime
+    outcome: Literal["overturned", "upheld"] | None = None
+    decided_on: date | None = None
+    hearing_until: datetime | None = None  # upheld: a State fair hearing may be asked for until then
+    hearing_requested_on: date | None = None
+    hearing_outcome: Literal["overturned", "upheld"] | None = None
+
+
 class Condition(_Model):
     id: str
     icd10: str
@@ -54,6 +68,9 @@ class Condition(_Model):
     referrer_kind: ReferrerKind
     status: Literal["pending", "eligible", "not_eligible"] = "pending"
     determination: Determination | None = None
+    # Denied on an active case (its own Notice of Action): appealable on its own until then.
+    appeal_until: datetime | None = None
+    appeal: ConditionAppeal | None = None
 
 
 class Finances(_Model):

@@ -25,6 +25,9 @@ class IntakePolicy(_Frozen):
     second_notice_after: timedelta = timedelta(days=20)
     # The referral date stays the application date only if the application comes back within this.
     application_date_grace: timedelta = timedelta(days=20)
+    # An application still not back this long after the second notice closes the case with a
+    # Notice of Action. County practice (no state rule found for the period).
+    close_unreturned_after: timedelta = timedelta(days=30)
 
 
 class RecordsPolicy(_Frozen):
@@ -51,6 +54,9 @@ class NoticePolicy(_Frozen):
 class ActivePolicy(_Frozen):
     renewal_every_years: int = 1
     renewal_notice_before: timedelta = timedelta(days=30)
+    # A renewal not completed by its due date (the end of the notice period, 22 CCR 41610) plus
+    # this closes the case with a Notice of Action. County practice: no grace by default.
+    renewal_close_after: timedelta = timedelta(days=0)
     enrollment_fee_grace: timedelta = timedelta(days=61)
     assign_case_manager_within: timedelta = timedelta(days=5)
     transition_planning_age: int = 14
@@ -101,12 +107,32 @@ class MealsLodgingPolicy(_Frozen):
 
 
 class SarPolicy(_Frozen):
+    # Routine: 5 working days from receipt of all the information needed to decide (a request
+    # missing it is pended, and the family told in writing); expedited: 72 hours from receipt of
+    # the request; a deferral for more information runs at most 14 calendar days from receipt.
+    # Source: HSC 1367.01 as applied to Medi-Cal in Health Net's Medi-Cal provider manual,
+    # "Authorization and Referral Timelines" and "Notification Delays"
+    # (providerlibrary.healthnetcalifornia.com/medi-cal/provider-manual/provider-oversight/
+    # service-and-quality-requirements-/authorization-and-referral-timelines-medi-cal.html).
     routine_working_days: int = 5
     expedited: timedelta = timedelta(hours=72)
     extended: timedelta = timedelta(days=14)
     reminder_before: timedelta = timedelta(days=1)
     escalate_before: timedelta = timedelta(hours=12)
     authorization_valid_for: timedelta = timedelta(days=180)
+
+
+class GrievancePolicy(_Frozen):
+    # The managed-care standard: acknowledged in writing within 5 calendar days (42 CFR 438.406,
+    # as California Health & Wellness's grievance process page states it), resolved within 30
+    # days (HSC 1368.01(a)); where health is at imminent and serious risk, expedited: a written
+    # disposition within 3 calendar days (HSC 1368.01(b), 28 CCR 1300.68.01(a)(2)), i.e. 72 hours.
+    # The product sends the acknowledgement at once, when the grievance is filed (so no setting).
+    resolve_within: timedelta = timedelta(days=30)
+    expedited: timedelta = timedelta(hours=72)
+    # County practice: a reminder to the case manager and an escalation before the due time.
+    reminder_before: timedelta = timedelta(days=5)
+    escalate_before: timedelta = timedelta(days=1)
 
 
 class SupervisionPolicy(_Frozen):
@@ -150,6 +176,7 @@ class Policy(_Frozen):
     meals_lodging: MealsLodgingPolicy = MealsLodgingPolicy()
     fees: FeePolicy = FeePolicy()
     sar: SarPolicy = SarPolicy()
+    grievance: GrievancePolicy = GrievancePolicy()
     supervision: SupervisionPolicy = SupervisionPolicy()
     run: RunPolicy = RunPolicy()
     retention: RetentionPolicy = RetentionPolicy()

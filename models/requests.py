@@ -17,7 +17,7 @@ from models.policy import Policy
 # Sane ceilings for one trip: anything larger is a typing error, not a family's expense.
 MAX_AMOUNT = Decimal("20000")
 MAX_TRIP_DAYS = 90
-REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-(ml|sar)-[0-9]{1,4}$"
+REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-(ml|sar|grv)-[0-9]{1,4}$"
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, max_digits=8, decimal_places=2)]
 # "fares": bus, train or air tickets (mode of travel), receipted like the others.
@@ -25,11 +25,13 @@ Category = Literal["meals", "lodging", "mileage", "parking", "tolls", "fares"]
 CATEGORIES: tuple[Category, ...] = ("meals", "lodging", "mileage", "parking", "tolls", "fares")
 Relationship = Literal["child", "parent", "guardian", "caregiver", "sibling", "other"]
 Outcome = Literal["approve", "modify", "deny"]
-RequestKind = Literal["meals_lodging", "authorization"]
+RequestKind = Literal["meals_lodging", "authorization", "grievance"]
 MealsLodgingPhase = Literal[
     "awaiting_decision", "approved", "paying", "paid", "denied", "expired", "withdrawn", "cancelled"
 ]
-AuthorizationPhase = Literal["awaiting_decision", "approved", "denied", "withdrawn"]
+# pended: waiting for the information needed to decide (the 5-working-day clock has not started)
+GrievancePhase = Literal["open", "resolved"]
+AuthorizationPhase = Literal["awaiting_decision", "pended", "approved", "denied", "withdrawn"]
 Route = Literal["prior_approval", "exception_review"]
 
 
@@ -155,6 +157,18 @@ class AuthorizationRequest(_Model):
     service_type: Literal["medical", "therapy", "equipment", "pharmacy"] = "medical"
 
 
+# ---- grievances ---------------------------------------------------------------------
+
+
+class GrievanceRequest(_Model):
+    """A family's complaint that is not an appeal of a Notice of Action."""
+
+    about: Literal["delay", "provider", "decision", "service", "staff", "other"]
+    summary: str = Field(min_length=3, max_length=2000, description="the complaint, in the family's words")
+    # Health at risk (severe pain, possible loss of life, limb or major bodily function): 72 hours.
+    expedited: bool = False
+
+
 # ---- actions on requests (``ccs act``) ---------------------------------------------
 
 
@@ -217,8 +231,27 @@ class DecideAuthorization(_Decide):
         return self
 
 
+class FileGrievance(RequestAction):
+    request: GrievanceRequest
+
+
+class ResolveGrievance(_OnRequest):
+    resolution: str = Field(min_length=3, max_length=2000, description="what was found and done, for the family")
+
+
 class ExtendAuthorization(_OnRequest):
     reason: str = Field(min_length=3, max_length=2000)
+
+
+class RequestInformation(_OnRequest):
+    """Pend a routine SAR: what is missing to decide, and from whom (no PHI beyond the case)."""
+
+    information: str = Field(min_length=3, max_length=2000,
+                             description="what is needed to decide and from whom, e.g. the surgeon's notes")
+
+
+class RecordInformation(_OnRequest):
+    """The information asked for arrived: the 5-working-day clock starts again from now."""
 
 
 # ---- workflow inputs, state, status ---------------------------------------------------
@@ -246,6 +279,10 @@ class MealsLodgingInput(_RequestInput):
 
 class AuthorizationInput(_RequestInput):
     request: AuthorizationRequest
+
+
+class GrievanceInput(_RequestInput):
+    request: GrievanceRequest
 
 
 class Decision(_Model):
@@ -302,8 +339,24 @@ class AuthorizationStatus(_RequestStatus):
     request: AuthorizationRequest
     extended: bool = False
     extension_reason: str | None = None
+    # A pend: what was asked for, when, and when it arrived (the decision clock restarts then).
+    information_requested: str | None = None
+    pended_at: datetime | None = None
+    information_received_at: datetime | None = None
     decision: AuthorizationDecision | None = None
     decided_by: Literal["county", "state"] = "county"
+
+
+class GrievanceStatus(_RequestStatus):
+    """``decision_due`` is when the grievance must be resolved."""
+
+    kind: Literal["grievance"] = "grievance"
+    state: GrievancePhase
+    request: GrievanceRequest
+    acknowledged_at: datetime | None = None
+    resolution: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
 
 
 class _Internals(_Model):
@@ -329,6 +382,10 @@ class AuthorizationState(AuthorizationStatus, _Internals):
     pass
 
 
+class GrievanceState(GrievanceStatus, _Internals):
+    pass
+
+
 class RequestSummary(_Model):
     """What a request tells its case on every change (signal ``request_changed``)."""
 
@@ -343,8 +400,17 @@ class RequestSummary(_Model):
 class RequestStart(_Model):
     """A request the case has accepted and will start as a child workflow."""
 
-    workflow: Literal["MealsLodgingWorkflow", "ServiceAuthorizationWorkflow"]
-    input: MealsLodgingInput | AuthorizationInput
+    workflow: Literal["MealsLodgingWorkflow", "ServiceAuthorizationWorkflow", "GrievanceWorkflow"]
+    input: MealsLodgingInput | AuthorizationInput | GrievanceInput
+
+
+# A request's status model by the infix of its ID (CASE-ml-1, CASE-sar-2, CASE-grv-3).
+STATUS_BY_INFIX: dict[str, type[_RequestStatus]] = {
+    "ml": MealsLodgingStatus, "sar": AuthorizationStatus, "grv": GrievanceStatus}
+
+
+def request_status_model(request_id: str) -> type[_RequestStatus]:
+    return STATUS_BY_INFIX[request_id.rsplit("-", 2)[-2]]
 
 
 def _complete_case_models() -> None:

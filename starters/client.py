@@ -30,7 +30,7 @@ from temporalio.service import RPCStatusCode
 from activities.identity import keys_of, resolve_and_claim
 from models.actions import ACTIONS, REQUEST_ACTIONS, Refer
 from models.identity import ReferralAnswer, ReferResult
-from models.requests import REQUEST_ID, AuthorizationStatus, MealsLodgingStatus
+from models.requests import REQUEST_ID, AuthorizationStatus, GrievanceStatus, MealsLodgingStatus, request_status_model
 from models.case import Actor, CaseInput, CaseStatus
 from models.converter import Keyring, data_converter, load_keyring
 from models.policy import Policy
@@ -41,7 +41,7 @@ from rules.identity import IdentityRefused, new_case_id
 from rules.referral import referral_problems
 
 
-RequestStatus = MealsLodgingStatus | AuthorizationStatus
+RequestStatus = MealsLodgingStatus | AuthorizationStatus | GrievanceStatus
 
 
 class CcsError(Exception):
@@ -190,7 +190,7 @@ class Cases:
             raise CcsError(f"request {action.request_id} is not a request of case {case_id}",
                            {"request_id": "belongs to another case"})
         handle = self.client.get_workflow_handle(action.request_id)
-        result_type = MealsLodgingStatus if "-ml-" in action.request_id else AuthorizationStatus
+        result_type = request_status_model(action.request_id)
         try:
             return await handle.execute_update(name, action, result_type=result_type)
         except WorkflowUpdateFailedError as e:
@@ -209,7 +209,7 @@ class Cases:
         handle = self.client.get_workflow_handle(case_id)
         try:
             if re.match(REQUEST_ID, case_id):
-                kind = MealsLodgingStatus if "-ml-" in case_id else AuthorizationStatus
+                kind = request_status_model(case_id)
                 return await handle.query("status", result_type=kind)
             return await handle.query("status", result_type=CaseStatus)
         except RPCError as e:

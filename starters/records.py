@@ -20,11 +20,12 @@ from activities.tables import CaseRecordRow, CaseRow, LegalHoldRow, SnapshotRow
 from models.case import Actor, CaseStatus
 from models.converter import EncryptionCodec, parse_keys
 from models.records import MATTER
-from models.requests import AuthorizationStatus, MealsLodgingStatus
+from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingStatus
 from models.settings import Settings
 from starters.client import CcsError
 
-STATUS_MODELS = {"case": CaseStatus, "meals_lodging": MealsLodgingStatus, "authorization": AuthorizationStatus}
+STATUS_MODELS = {"case": CaseStatus, "meals_lodging": MealsLodgingStatus, "authorization": AuthorizationStatus,
+                 "grievance": GrievanceStatus}
 
 
 class Records:
@@ -38,7 +39,7 @@ class Records:
         async with self.sessions() as session:
             row = await session.get(SnapshotRow, source)
             if row is None:
-                case_id = re.sub(r"-(ml|sar)-[0-9]+$", "", source)
+                case_id = re.sub(r"-(ml|sar|grv)-[0-9]+$", "", source)
                 rec = await session.get(CaseRecordRow, case_id)
                 if rec is not None and rec.purged_at is not None:
                     raise CcsError(f"the record of case {case_id} was purged on {rec.purged_at:%Y-%m-%d} "

@@ -24,8 +24,9 @@ from models.converter import ENCODING
 from starters.client import CcsError
 from tests.api_helpers import api  # noqa: F401  (fixture)
 from tests.conftest import CONVERTER, INTAKE
-from tests.helpers import CM, act, referral
+from tests.helpers import CM, act, referral, settle
 from workflows.common import TIMER_DRIVEN
+from workflows.endings import PROGRAM_ENDINGS
 
 FIRST, LAST = "Zephyrine", "Quillfeather"
 DOB = date(2016, 7, 23)
@@ -133,7 +134,7 @@ async def _history_as_stored_holds_no_phi(env, cases):
     # Version markers (workflow.patched) hold only a patch ID, written by the SDK's core.
     patches = [e for e in events if e.HasField("marker_recorded_event_attributes")
                and e.marker_recorded_event_attributes.marker_name == "core_patch"]
-    known = (b"wake-before-flush", TIMER_DRIVEN.encode())
+    known = (b"wake-before-flush", TIMER_DRIVEN.encode(), PROGRAM_ENDINGS.encode())
     assert patches and all(any(k in e.SerializeToString() for k in known) for e in patches)
     data_payloads = [p for e in events if e not in patches for p in payloads_in(e, skip="search_attributes")]
     assert len(data_payloads) > 5
@@ -142,6 +143,20 @@ async def _history_as_stored_holds_no_phi(env, cases):
     decoded = b"".join(p.SerializeToString() for p in await CONVERTER.payload_codec.decode(data_payloads))
     for needle in (FIRST.encode(), LAST.encode(), CIN.encode(), DOB.isoformat().encode()):
         assert needle in decoded
+
+    # A family's grievance is typed in the family's words, names and all: its own workflow
+    # (ID, history, staff notices) holds them only sealed.
+    status = await cases.act(case_id, "file_grievance", act(CM, request={
+        "about": "delay", "summary": f"{FIRST} {LAST} (CIN {CIN}, born {DOB:%m/%d/%Y}) waited six weeks"}))
+    grievance = status.requests[0].request_id
+    assert_no_phi(grievance.encode(), "the grievance's workflow ID")
+    await settle(cases, grievance, lambda g: g.state == "open")
+    grv_events = await raw_history(env.client, grievance)
+    assert len(grv_events) > 5
+    assert_no_phi(b"".join(e.SerializeToString() for e in grv_events), "the grievance's history")
+    decoded = b"".join(p.SerializeToString() for p in await CONVERTER.payload_codec.decode(
+        [p for e in grv_events for p in payloads_in(e, skip="search_attributes")]))
+    assert FIRST.encode() in decoded  # sealed, not absent: the check above could fail
 
 
 async def test_rejected_action_failure_is_encoded(ts_worker):

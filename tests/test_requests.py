@@ -450,6 +450,69 @@ async def test_sar_extension_notice_roles_and_modified_approval(reqs):
     assert "Spirometry only" in text and s.decision.authorization_number in text
 
 
+async def test_pended_sar_clock_restarts_when_the_information_arrives(reqs):
+    """Routine: 5 working days from receipt of the information needed to decide; expedited: 72 hours
+    from receipt, never pended; a deferral runs at most 14 days from receipt (HSC 1367.01, Health Net
+    Medi-Cal provider manual, "Authorization and Referral Timelines"; see models/policy.py SarPolicy)."""
+    h, idle = await reqs.start_sar(1), await reqs.start_sar(2)
+    expedited = await reqs.start_sar(3, urgency="expedited")
+
+    async def notices(kind: str, of) -> list[OutboxRow]:
+        return [n for n in await reqs.notices(kind) if n.key.startswith(f"{of.id}/")]
+
+    s0 = await status(h)
+    msg = await rejected(expedited, "request_information", MC, information="the surgeon's notes")
+    assert "expedited" in msg and "72 hours" in msg
+    assert "not waiting for information" in await rejected(h, "record_information", CM)
+    assert "case_manager, supervisor, medical_consultant" in await rejected(
+        h, "request_information", CLERK, information="the surgeon's notes")
+
+    await reqs.env.sleep(timedelta(days=1))
+    s = await update(h, "request_information", MC, information="The pulmonologist's notes from the last visit.")
+    limit = s0.received_at + timedelta(days=14)
+    assert s.state == "pended" and s.information_requested.startswith("The pulmonologist's notes")
+    assert [(t.id, t.kind, t.due) for t in s.open_tasks] == [("SAR1-T2", "authorization_information", limit)]
+    assert set(s.deadlines) == {"information_overdue"}
+    assert "pended" in await rejected(h, "extend_authorization", CM, reason="more time")
+    assert "pended" in await rejected(h, "request_information", MC, information="more notes")
+    letter = await reqs.letter((await eventually(lambda: notices("authorization_pended", h)))[0])
+    assert "The pulmonologist's notes from the last visit." in letter and "within 5 work days" in letter
+    await update(idle, "request_information", CM, information="The surgeon's operative report.")
+
+    # The first due time passes quietly: the clock has not started.
+    await sleep_past(reqs, s0.decision_due, extra=timedelta(days=2))
+    assert await notices("authorization_overdue", expedited)  # (the 72 hours ran meanwhile)
+    for kind in ("authorization_reminder", "authorization_escalation", "authorization_overdue"):
+        assert not await notices(kind, h) and not await notices(kind, idle), kind
+    assert (await status(h)).state == "pended"
+
+    s = await update(h, "record_information", CLERK, note="notes arrived by fax")
+    arrived = local_today(s.information_received_at, TZ)
+    ca = holidays.country_holidays("US", subdiv="CA", years=[arrived.year, arrived.year + 1])
+    last = _working_days_after(arrived, 5, lambda d: d.weekday() >= 5 or d in ca)
+    assert s.state == "awaiting_decision" and s.decision_due == start_of_day(last + timedelta(days=1), TZ)
+    assert [(t.id, t.kind) for t in s.open_tasks] == [("SAR1-T3", "authorization_decision")]
+    assert set(s.deadlines) == {"decision_reminder", "decision_escalation", "decision_overdue"}
+    await eventually(lambda: _has_task(reqs, "SAR1-T3", "open"))
+    tasks = await reqs.tasks()
+    assert [tasks[t] for t in ("SAR1-T1", "SAR1-T2")] == ["done", "done"]
+    await sleep_past(reqs, s.decision_due)
+    assert len(await notices("authorization_overdue", h)) == 1  # the restarted clock runs
+
+    # 14 days from receipt: the request still waiting for information is overdue (to a supervisor), once.
+    await sleep_past(reqs, limit, extra=timedelta(days=1))
+    overdue = await eventually(lambda: notices("authorization_information_overdue", idle))
+    assert [n.recipient for n in overdue] == ["supervisor"] and not await notices("authorization_information_overdue", h)
+    assert [t.kind for t in (await status(idle)).open_tasks] == ["authorization_information"]
+    s = await update(h, "decide_authorization", MC, decision="approve")
+    d = await update(idle, "decide_authorization", MC, decision="deny", reason="the operative report never came")
+    assert s.state == "approved" and d.state == "denied"
+    await update(expedited, "decide_authorization", MC, decision="approve")
+    for handle in (h, idle, expedited):
+        await finished(handle)
+    await replays(reqs, h, idle)
+
+
 # ---- the case closes -----------------------------------------------------------------
 
 

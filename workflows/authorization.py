@@ -4,6 +4,11 @@ A child workflow of the case (ID ``{case_id}-sar-{n}``). The decision is due in 
 days (72 hours expedited), extendable once to 14 calendar days from receipt. A reminder
 and an escalation come before the due time, an overdue notice at it; a missed due time is
 never approved by default: the task stays open and overdue until someone decides.
+
+A routine request missing what is needed to decide is pended (``request_information``):
+the decision timers stop, the family is told, and a task waits for the information until
+14 days from receipt. When it arrives (``record_information``) the 5 working days start
+again from that moment. An expedited request is never pended: 72 hours from receipt.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         AuthorizationStatus,
         DecideAuthorization,
         ExtendAuthorization,
+        RecordInformation,
+        RequestInformation,
     )
     from rules.reimbursement import authorization_due, authorization_extended_due, authorization_number
 
@@ -66,6 +73,8 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         what = f"{s.request.urgency} service authorization for {s.request.condition_id}"
         if s.state == "awaiting_decision":
             return f"{what}: decision due {self._when(s.decision_due)}" + (" (extended)" if s.extended else "")
+        if s.state == "pended":
+            return f"{what}: pended for information since {self._when(s.pended_at)}"
         if s.decision and s.decision.authorization_number:
             return f"{what}: {s.state} {s.decision.authorization_number} until {s.decision.valid_until}"
         return f"{what}: {s.state}"
@@ -103,12 +112,75 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         a = self._decode("extend_authorization", raw, ExtendAuthorization)
         self._check_open("extend_authorization", a.actor, self._deciders("extend_authorization"))
         s = self.s
+        self._check_not_pended("extend_authorization")
         if s.extended:
             raise invalid(f"request {s.request_id} was already extended to {self._when(s.decision_due)}")
         new_due = authorization_extended_due(s.received_at, s.policy)
         if new_due <= workflow.now():
             raise invalid(f"an extension runs to {s.policy.sar.extended.days} days from receipt "
                           f"({self._when(new_due)}), which has passed: decide the request now")
+
+    @workflow.update(name="request_information")
+    def request_information(self, raw: RawValue) -> AuthorizationStatus:
+        a = self._decode("request_information", raw, RequestInformation)
+        s, now = self.s, workflow.now()
+        self._begin()
+        limit = authorization_extended_due(s.received_at, s.policy)
+        s.state, s.information_requested, s.pended_at, s.information_received_at = "pended", a.information, now, None
+        # Not decidable yet: the decision clock and its timers stop until the information is in.
+        s.decision_due = limit
+        self._close_tasks("authorization_decision")
+        s.deadlines.clear()
+        self._open_task("authorization_information", f"Get the information needed to decide the service "
+                        f"authorization request for {s.request.condition_id}, then record_information", limit)
+        s.deadlines["information_overdue"] = limit
+        self._notify("authorization_pended", "family", service=s.request.service, information=a.information,
+                     working_days=s.policy.sar.routine_working_days)
+        self._commit(a.actor, "request_information", {"information_due": limit.isoformat()})
+        return self._status()
+
+    @request_information.validator
+    def _check_request_information(self, raw: RawValue) -> None:
+        a = self._decode("request_information", raw, RequestInformation)
+        self._check_open("request_information", a.actor, REQUEST_ROLES["request_information"])
+        s = self.s
+        self._check_not_pended("request_information")
+        if s.request.urgency == "expedited":
+            raise invalid(f"request {s.request_id} is expedited: it is decided within "
+                          f"{s.policy.sar.expedited.total_seconds() / 3600:.0f} hours of receipt and is never pended; decide it "
+                          "with what is in", urgency="expedited")
+        limit = authorization_extended_due(s.received_at, s.policy)
+        if limit <= workflow.now():
+            raise invalid(f"the {s.policy.sar.extended.days} days from receipt ({self._when(limit)}) have passed: "
+                          "decide the request with what is in")
+
+    @workflow.update(name="record_information")
+    def record_information(self, raw: RawValue) -> AuthorizationStatus:
+        a = self._decode("record_information", raw, RecordInformation)
+        s, now = self.s, workflow.now()
+        self._begin()
+        s.state, s.information_received_at = "awaiting_decision", now
+        # The 5 working days run from the day the information needed to decide is in.
+        s.decision_due = authorization_due(now, s.request.urgency, s.policy)
+        self._close_tasks("authorization_information")
+        s.deadlines.pop("information_overdue", None)
+        self._schedule(s.decision_due)
+        self._commit(a.actor, "record_information", {"decision_due": s.decision_due.isoformat()})
+        return self._status()
+
+    @record_information.validator
+    def _check_record_information(self, raw: RawValue) -> None:
+        a = self._decode("record_information", raw, RecordInformation)
+        self._check_open("record_information", a.actor, REQUEST_ROLES["record_information"])
+        if self.s.state != "pended":
+            raise invalid(f"request {self.s.request_id} is not waiting for information: it is "
+                          f"{self.s.state.replace('_', ' ')} (request_information pends it)")
+
+    def _check_not_pended(self, name: str) -> None:
+        s = self.s
+        if s.state == "pended":
+            raise invalid(f"{name}: request {s.request_id} is pended for information since "
+                          f"{self._when(s.pended_at)}; take record_information when it arrives")
 
     @workflow.update(name="decide_authorization")
     def decide(self, raw: RawValue) -> AuthorizationStatus:
@@ -166,6 +238,15 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         self._notify("authorization_escalation", "supervisor",
                      f"Escalation: service authorization decision due on {self.s.case_id}",
                      self._due_text() + " and is not decided.")
+
+    def _fire_information_overdue(self) -> None:
+        # The task stays open: the request is decided with what is in, or the information still comes.
+        s = self.s
+        self._notify("authorization_information_overdue", "supervisor",
+                     f"Overdue: information for a service authorization request on {s.case_id}",
+                     f"The service authorization request {s.request_id} on case {s.case_id} has been pended "
+                     f"for information since {self._when(s.pended_at)}; {s.policy.sar.extended.days} days from "
+                     f"receipt ended {self._when(self._clock())}. Decide it with what is in.")
 
     def _fire_decision_overdue(self) -> None:
         # No decision by default: the task stays open and overdue until someone decides.

@@ -18,6 +18,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from workflows.common import TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
+from workflows.condition_appeals import ConditionAppeals
+from workflows.endings import ProgramEndings
 from workflows.identity import DuplicateHandling
 
 with workflow.unsafe.imports_passed_through():
@@ -50,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
 
     # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
     icd10_codes()
-    from models.requests import AuthorizationInput, MealsLodgingInput, RequestStart, RequestSummary
+    from models.requests import AuthorizationInput, GrievanceInput, MealsLodgingInput, RequestStart, RequestSummary
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
@@ -62,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.deadlines import due_by, next_target
 
 @workflow.defn
-class ChildCaseWorkflow(DuplicateHandling):
+class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
         self._draft = Draft()
@@ -203,7 +205,7 @@ class ChildCaseWorkflow(DuplicateHandling):
     def _request_input(self, a, kind: str) -> dict:
         s = self.s
         s.request_counter += 1
-        prefix = "ml" if kind == "meals_lodging" else "sar"
+        prefix = {"meals_lodging": "ml", "authorization": "sar", "grievance": "grv"}[kind]
         return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
                     case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
                     child_name=self._child_name(), preferred_language=s.child.preferred_language,
@@ -238,6 +240,10 @@ class ChildCaseWorkflow(DuplicateHandling):
     def _do_request_authorization(self, a) -> dict:
         inp = AuthorizationInput(**self._request_input(a, "authorization"))
         return self._queue_request("ServiceAuthorizationWorkflow", inp, "authorization")
+
+    def _do_file_grievance(self, a) -> dict:
+        inp = GrievanceInput(**self._request_input(a, "grievance"))
+        return self._queue_request("GrievanceWorkflow", inp, "grievance")
 
     # ---- query and actions --------------------------------------------------------
 
@@ -572,6 +578,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         if self.s.stage == "medical_review":
             self._after_determinations()
         elif not a.eligible:
+            cond.appeal_until = workflow.now() + self.s.policy.notices.appeal_window  # its own appeal
             self._notify("notice_of_action", "family", action="deny_condition", basis="condition",
                          reason=a.reason or "The health problem is not one that CCS covers.",
                          appeal_until=self._day(workflow.now() + self.s.policy.notices.appeal_window),
@@ -771,6 +778,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _fire_second_notice(self, _: str) -> None:
         self._notify("second_notice", "family")
+        self._schedule_application_lapse()
 
     def _fire_records_reminder(self, _: str) -> dict:
         n = sum(1 for k in self.s.notices_sent if "/records_reminder/" in k) + 1
@@ -794,6 +802,7 @@ class ChildCaseWorkflow(DuplicateHandling):
         self._notify("renewal_notice", "family", renew_by=s.renewal_due)
         self._open_task("renewal", "Annual renewal: redetermine residential and financial eligibility",
                         self._worker(), start_of_day(s.renewal_due, s.policy.timezone))
+        self._schedule_renewal_lapse()
 
     def _fire_enrollment_fee(self, _: str) -> None:
         self._close("enrollment_fee_unpaid", SYSTEM, "enrollment fee unpaid by day 61")
@@ -820,6 +829,7 @@ class ChildCaseWorkflow(DuplicateHandling):
 
     def _schedule_renewal(self) -> None:
         s = self.s
+        s.deadlines.pop("renewal_lapsed", None)  # the renewal was completed
         s.deadlines["renewal_notice"] = (
             start_of_day(s.renewal_due, s.policy.timezone) - s.policy.active.renewal_notice_before
         )

@@ -2,7 +2,9 @@
 
 from workflows.authorization import ServiceAuthorizationWorkflow
 from workflows.case import ChildCaseWorkflow
+from workflows.grievance import GrievanceWorkflow
 from workflows.meals_lodging import MealsLodgingWorkflow
 from workflows.retention import RecordsPurgeWorkflow
 
-WORKFLOWS = [ChildCaseWorkflow, MealsLodgingWorkflow, ServiceAuthorizationWorkflow, RecordsPurgeWorkflow]
+WORKFLOWS = [ChildCaseWorkflow, MealsLodgingWorkflow, ServiceAuthorizationWorkflow, GrievanceWorkflow,
+             RecordsPurgeWorkflow]

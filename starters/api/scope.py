@@ -14,7 +14,7 @@ from starters.api.auth import Principal
 from starters.api.problems import ApiProblem
 from starters.client import CcsError
 
-_REQUEST_SUFFIX = re.compile(r"-(ml|sar)-[0-9]{1,4}$")
+_REQUEST_SUFFIX = re.compile(r"-(ml|sar|grv)-[0-9]{1,4}$")
 CASE_ID = r"^[A-Za-z0-9_.-]{1,80}$"
 
 

@@ -21,7 +21,7 @@ from models.case import STAGES, Actor, CaseStatus
 from models.counties import find_county
 from models.identity import ReferralAnswer
 from models.referral import Referral
-from models.requests import AuthorizationStatus, MealsLodgingStatus
+from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingStatus
 from starters.api.access_log import record_access
 from starters.api.auth import Principal, current_principal, require_roles
 from starters.api.problems import ApiProblem, problem_responses
@@ -171,12 +171,12 @@ async def list_cases(request: Request, who: Principal = Depends(require_roles(*C
     return CasePage(items=items, next_cursor=_cursor(rows[limit - 1].case_id) if len(rows) > limit else None)
 
 
-async def read_case(services, case_id: str) -> CaseStatus | MealsLodgingStatus | AuthorizationStatus:
+async def read_case(services, case_id: str) -> CaseStatus | MealsLodgingStatus | AuthorizationStatus | GrievanceStatus:
     """The one place the API reads a case (issue 17 may route closed cases to their record)."""
     return await services.cases.show(case_id)
 
 
-@router.get("/cases/{case_id}", response_model=CaseStatus | MealsLodgingStatus | AuthorizationStatus,
+@router.get("/cases/{case_id}", response_model=CaseStatus | MealsLodgingStatus | AuthorizationStatus | GrievanceStatus,
             responses=ERRORS)
 async def show_case(case_id: CaseId, request: Request, who: Principal = Depends(require_roles(*CASE_READERS))):
     """A case's status (the workflow's answer), or one request's (`CASE-ml-1`, `CASE-sar-2`)."""
@@ -210,7 +210,7 @@ def allowed_roles(name: str) -> tuple[str, ...] | None:
 
 
 @router.post("/cases/{case_id}/actions/{action}",
-             response_model=CaseStatus | MealsLodgingStatus | AuthorizationStatus, responses=ERRORS)
+             response_model=CaseStatus | MealsLodgingStatus | AuthorizationStatus | GrievanceStatus, responses=ERRORS)
 async def act(case_id: CaseId, action: Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")], request: Request,
               data: Annotated[dict[str, Any], Body(description="the action's payload (examples/actions/), "
                                                              "without `actor`")],
