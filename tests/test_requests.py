@@ -83,11 +83,11 @@ class Env:
     async def today(self) -> date:
         return local_today(await self.env.get_current_time(), TZ)
 
-    async def start_ml(self, n: int = 1, **request):
+    async def start_ml(self, n: int = 1, family: dict | None = None, **request):
         rid = f"{self.case_id}-ml-{n}"
         inp = MealsLodgingInput(request_id=rid, case_id=self.case_id, county="Kern", case_manager="cm.rivera",
                                 family_address="family@example.org", policy=POLICY, conditions=ELIGIBLE,
-                                request=MealsLodgingRequest.model_validate(request), requested_by=CM)
+                                request=MealsLodgingRequest.model_validate(request), requested_by=CM, **(family or {}))
         return await self.client.start_workflow(MealsLodgingWorkflow.run, inp, id=rid, task_queue=self.queue)
 
     async def start_sar(self, n: int = 1, **request):
@@ -328,6 +328,18 @@ async def test_denied_request_sends_notice_and_takes_no_receipts(reqs):
                                                         "spent_on": today.isoformat()}])
     assert (await status(h)).outcome_note.startswith("denied: another resource")
     assert await reqs.tasks() == {"ML1-T1": "done"}
+
+
+async def test_a_request_letter_names_the_child_in_the_family_language(reqs):
+    """The case hands the request the child's name and the family's language: the Notice of
+    Action for a denied trip is in Spanish and says whose trip it was."""
+    today = await reqs.today()
+    h = await reqs.start_ml(family={"child_name": "Lupita Sintetica", "preferred_language": "es"},
+                            **trip(today + timedelta(days=8)))
+    await update(h, "decide_meals_lodging", CM, decision="deny", reason="otro recurso cubre el viaje")
+    await finished(h)
+    text = await reqs.letter((await reqs.notices("notice_of_action"))[0])
+    assert "Lupita Sintetica" in text and "Aviso de Acción" in text
 
 
 async def test_partly_receipted_at_the_deadline_pays_what_was_receipted(reqs):

@@ -49,6 +49,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         self.s = AuthorizationState(
             request_id=inp.request_id, case_id=inp.case_id, county=inp.county, case_manager=inp.case_manager,
             family_address=inp.family_address, policy=inp.policy, requested_by=inp.requested_by.id,
+            child_name=inp.child_name, preferred_language=inp.preferred_language, jurisdiction=inp.jurisdiction,
             received_at=now, decision_due=due, state="awaiting_decision", request=req,
             decided_by="state" if inp.state_decides else "county",
         )

@@ -294,6 +294,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
         self.s = MealsLodgingState(
             request_id=inp.request_id, case_id=inp.case_id, county=inp.county, case_manager=inp.case_manager,
             family_address=inp.family_address, policy=policy, requested_by=inp.requested_by.id, received_at=now,
+            child_name=inp.child_name, preferred_language=inp.preferred_language, jurisdiction=inp.jurisdiction,
             decision_due=meals_lodging_decision_due(req, route, now, policy), state="awaiting_decision",
             route=route, request=req, caps=approval_caps(req, policy),
         )
