@@ -350,7 +350,7 @@ def report(args, lives: list[dict], supported: bool, load_start: str, load_end: 
     carried = [r["carried_kb"] for r in runs if r["carried_kb"] is not None]
     n_actions = sum(life["actions"].values())
     acts = ", ".join(f"{k} {v}" for k, v in sorted(life["actions"].items()))
-    notices = Counter(k.split("/")[2] for k in status.notices_sent)
+    notices = Counter(k.split("/")[-2] for k in status.notices_sent)
     req_note = (f"{len(life['requests'])} requests ({sum('-ml-' in r for r in life['requests'])} meals-and-lodging "
                 f"trips requested, approved, receipted and paid; {sum('-sar-' in r for r in life['requests'])} "
                 "service authorizations requested and approved), each its own child workflow;"

@@ -292,6 +292,10 @@ class CaseState(_Model):
     case_manager: str | None = None
     conditions: list[Condition]
     referral_ids: list[str] = Field(default_factory=list)
+    # When this life of the case began. A child referred again after the case closed starts a
+    # new workflow under the same case ID, numbering its steps from 1 again: notice keys carry
+    # the life so the new life's letters are never taken for the first life's.
+    life: str | None = None
     referral_date: date
     application_date: date | None = None
     records_received_on: date | None = None

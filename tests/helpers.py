@@ -65,7 +65,7 @@ async def settle(cases, case_id: str, predicate, timeout: float = 10.0):
 
 def kinds(status) -> list[str]:
     """Notice kinds sent so far, in order (keys are case/seq/kind/i)."""
-    return [k.split("/")[2] for k in status.notices_sent]
+    return [k.split("/")[-2] for k in status.notices_sent]
 
 
 def letter_text(document: bytes) -> str:

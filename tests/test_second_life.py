@@ -48,3 +48,37 @@ async def test_a_second_life_is_recorded_beside_the_first(activities, sessions):
     # The case list shows the case open again, and the work queue holds the new life's task.
     assert (case.stage, case.opened_at, case.closed_at) == ("intake", AGAIN, None)
     assert (task.status, task.title, task.opened_at) == ("open", "Receive the application (second life)", AGAIN)
+
+
+async def test_a_child_referred_again_after_closure_gets_the_new_life_s_letters(ts_worker, sessions):
+    """The family withdrew; months later the child is referred again. The new life's
+    application packet is a notice of its own: queued and delivered, not taken for the first
+    life's packet (both lives number their steps from 1)."""
+    import asyncio
+
+    from activities.tables import OutboxRow
+    from tests.conftest import INTAKE
+    from tests.helpers import CM, act, referral
+
+    env, cases = ts_worker
+    child = referral(first_name="Second", last_name="Lifetest")
+    first = await cases.submit_referral(child, INTAKE)
+    await cases.act(first.case_id, "close_case", act(CM, reason="family_withdrew"))
+    await env.sleep(timedelta(days=90))
+    for _ in range(100):  # the first life's workflow finishes its last steps
+        closed = await cases.show(first.case_id)
+        if closed.stage == "closed":
+            break
+        await asyncio.sleep(0.05)
+    again = await cases.submit_referral(child, INTAKE)
+    assert again.case_id == first.case_id and again.stage == "intake"
+
+    for _ in range(200):
+        async with sessions() as s:
+            packets = (await s.execute(select(OutboxRow.key, OutboxRow.status).where(
+                OutboxRow.case_id == first.case_id, OutboxRow.kind == "application_packet"))).all()
+        if len(packets) == 2 and all(st in ("sent", "postal") for _, st in packets):
+            break
+        await asyncio.sleep(0.05)
+    assert len(packets) == 2, packets  # one application packet per life, each delivered
+    assert all(st in ("sent", "postal") for _, st in packets), packets

@@ -17,7 +17,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.common import TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
+from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
 from workflows.identity import DuplicateHandling
@@ -316,6 +316,8 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self.s.state_decides = self.s.jurisdiction == "state" and workflow.patched("state-decides-appeals-sars")
         if self._invalid:
             return self.s
+        if workflow.patched(NOTICE_KEYS_PER_LIFE):
+            self.s.life = now.strftime("%Y%m%dT%H%M%S")
         self._begin()
         self._add_conditions(ref, received)
         age_limit = policy.active.coverage_end_age
@@ -925,7 +927,8 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             address = s.referrer.email
         elif address is None and to == "case_manager":
             address = s.case_manager
-        key = f"{s.case_id}/{s.seq + 1}/{kind}/{len(self._draft.notices)}"
+        life = f"{s.life}/" if s.life else ""  # cases opened before the patch keep the old keys
+        key = f"{s.case_id}/{life}{s.seq + 1}/{kind}/{len(self._draft.notices)}"
         self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
                                           body=f"CCS case {s.case_id}\n\n{body}\n", letter=letter))
         s.notices_sent.append(key)

@@ -21,6 +21,9 @@ with workflow.unsafe.imports_passed_through():
 # Runs started before this patch chose whether a deadline fired by reading workflow.now();
 # a workflow task run on a stale clock (a query during a worker restart) then diverged on replay.
 TIMER_DRIVEN = "timer-driven-deadlines"
+# A notice key names the life of its case or request: a child referred again after closure
+# starts a new workflow under the same ID whose steps count from 1 again.
+NOTICE_KEYS_PER_LIFE = "notice-keys-per-life"
 
 INVALID = "InvalidAction"  # `ccs act` shows its message and, in details[0], the fields
 STEP_RETRY = RetryPolicy(

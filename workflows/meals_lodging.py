@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import FailureError
 
-from workflows.common import TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
+from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -244,7 +244,10 @@ class RequestWorkflow:
         if letter is not None:
             subject = letter_subject(kind, letter_language(s.preferred_language))
         address = {"family": s.family_address, "case_manager": self._worker()}.get(to)
-        key = f"{s.request_id}/{s.seq + 1}/{kind}/{len(self._draft.notices)}"
+        # A request ID repeats in a child's later life of the case (CASE-ml-1 again): the key
+        # names the request's own start, so its letters are never taken for the earlier one's.
+        life = f"{s.received_at:%Y%m%dT%H%M%S}/" if workflow.patched(NOTICE_KEYS_PER_LIFE) else ""
+        key = f"{s.request_id}/{life}{s.seq + 1}/{kind}/{len(self._draft.notices)}"
         self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
                                           body=f"CCS case {s.case_id}, request {s.request_id}\n\n{body}\n",
                                           letter=letter))
