@@ -255,7 +255,7 @@ class FaultSmtp:
             if getattr(envelope, "ccs_generation", None) != self.generation:
                 return "451 4.4.2 sender went away; try again"
             msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            key = msg["X-CCS-Notice-Key"]
+            key = msg["X-CCS-Notice-Key"].strip()  # a long key is folded onto its own line
             self.counts[key] += 1
             self.message_ids.setdefault(key, []).append(msg["Message-ID"])
             return "250 OK"
