@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
 
 from activities.records import audit_record_event
-from activities.tables import CaseRecordRow, CaseRow, IdentityKeyRow, LegalHoldRow, OutboxRow, SnapshotRow, TaskRow
+from activities.tables import CaseRecordRow, CaseRow, IdentityKeyRow, LegalHoldRow, LetterRow, OutboxRow, SnapshotRow, TaskRow
 from models.records import PurgeRequest, PurgeResult
 
 # Every table that holds a child's PHI in rows keyed by ``case_id``: the purge deletes the
-# case's rows from each. A new table with PHI (the identity index, letters...) goes here.
-# The identity index's keyed hashes locate a child: purged with the rest.
-PHI_TABLES = (SnapshotRow, OutboxRow, TaskRow, IdentityKeyRow)
+# case's rows from each. A new table with PHI goes here. The identity index's keyed hashes
+# locate a child; letters name the child.
+PHI_TABLES = (SnapshotRow, OutboxRow, TaskRow, IdentityKeyRow, LetterRow)
 PURGE_ACTOR = "ccs-retention"
 
 
@@ -74,5 +74,5 @@ class RetentionActivities:
     async def purge_records(self, req: PurgeRequest) -> PurgeResult:
         """Idempotent: a purged record is never due again."""
         result = await purge_due(self.sessions, self.keep_closed_for, req.now, req.batch)
-        activity.logger.info("purged %d case record(s); %d held", len(result.purged), result.held)
+        activity.logger.info("purged %d case record(s); %d held", result.purged, result.held)
         return result

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.records import unseal
 from activities.retention import purge_due
-from activities.tables import AuditRow, CaseRecordRow, CaseRow, SnapshotRow
+from activities.tables import AuditRow, CaseRecordRow, CaseRow, LetterRow, SnapshotRow
 from models.case import CaseStatus
 from models.converter import EncryptionCodec
 from starters.cli import render
@@ -162,6 +162,10 @@ async def test_purge_removes_exactly_records_past_retention_and_not_on_hold(ts_w
     assert len(audit) == audit_before + 1 and audit[-1] == "record_purged" and "close_case" in audit
     assert summary.stage == "closed" and summary.closure_reason == "family_withdrew" and summary.conditions == []
     assert rec.purged_at is not None
+    async with sessions() as s:  # its letters (sealed, but they name the child) are gone; the held child's stay
+        letters = dict((await s.execute(select(LetterRow.case_id, func.count()).where(
+            LetterRow.case_id.in_([old, held])).group_by(LetterRow.case_id))).all())
+    assert old not in letters and letters.get(held, 0) > 0
     with pytest.raises(CcsError, match="was purged"):
         await records.status(old)
     with pytest.raises(CcsError, match="already purged"):
