@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from models.requests import REQUEST_ID, AuthorizationStatus, MealsLodgingStatus
+from models.requests import REQUEST_ID, request_status_model
 from models.case import CaseStatus
 from models.identity import ReferralAnswer
 from starters.api.settings import ApiSettings
@@ -76,7 +76,7 @@ def call(method: str, path: str, *, token: str | None = None, **kwargs) -> Any:
 
 def _status(data: dict):
     if re.match(REQUEST_ID, data.get("request_id") or ""):
-        return (MealsLodgingStatus if "-ml-" in data["request_id"] else AuthorizationStatus).model_validate(data)
+        return request_status_model(data["request_id"]).model_validate(data)
     return CaseStatus.model_validate(data)
 
 
