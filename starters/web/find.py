@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from activities.identity import find_cases
 from starters.api.access_log import record_access
 from starters.api.auth import Principal
 from starters.api.problems import ApiProblem
@@ -17,16 +18,6 @@ SEARCH_ROW = "(search)"
 
 class FindError(Exception):
     """The search cannot run as asked: what to type instead."""
-
-
-def _lookup():
-    """The identity index's ``find_cases(session, secret, *, cin, first_name, last_name,
-    date_of_birth) -> list[case_id]`` (activities/identity.py); None where it is not installed."""
-    try:
-        from activities.identity import find_cases
-    except ImportError:
-        return None
-    return find_cases
 
 
 def _criteria(values: dict[str, str]) -> dict:
@@ -45,13 +36,9 @@ def _criteria(values: dict[str, str]) -> dict:
 
 async def find_child(services, who: Principal, values: dict[str, str], channel: str = "web") -> list[str]:
     criteria = _criteria(values)
-    find_cases = _lookup()
-    if find_cases is None:
-        raise FindError("finding a child needs the identity index, which this installation does not have yet")
-    secret = getattr(services, "identity_secret", None) or services.cases.secret
     async with services.sessions() as session:
         try:
-            found = await find_cases(session, secret, **criteria)
+            found = await find_cases(session, services.cases.secret, **criteria)
         except ValueError as e:
             raise FindError(str(e)) from None
     await record_access(services.sessions, who, SEARCH_ROW, f"{channel}:find:{len(found)}")
