@@ -583,8 +583,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             cond.appeal_until = workflow.now() + self.s.policy.notices.appeal_window  # its own appeal
             self._notify("notice_of_action", "family", action="deny_condition", basis="condition",
                          reason=a.reason or "The health problem is not one that CCS covers.",
-                         appeal_until=self._day(workflow.now() + self.s.policy.notices.appeal_window),
-                         **self._appeal_terms())
+                         appeal_until=self._day(cond.appeal_until), **self._appeal_terms())
         return {"condition_id": cond.id, "eligible": a.eligible, "decided_by": self.s.jurisdiction}
 
     def _check_file_appeal(self, a) -> None:
