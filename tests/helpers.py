@@ -92,3 +92,29 @@ def quick_letter(data):
     page = render_html(data)
     return Letter(kind=data.kind, language=data.language, subject=subject(data.kind, data.language),
                   html=page, pdf=page.encode())
+
+
+_PORTS_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    """A port nothing listens on, distinct from every port this test run has handed out, and
+    below the kernel's ephemeral range: a port taken from that range (bind to 0) can be handed
+    out twice, or taken by the dev server's own random ports or an outgoing connection before
+    the test's server binds it."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 32000)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError("no free port between 20000 and 32000")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import uuid
 
@@ -28,16 +27,11 @@ from starters.api.serve import _Quiet
 from starters.client import Cases
 from tests.api_helpers import api_settings, local_issuer
 from tests.conftest import CONVERTER
-from tests.helpers import referral
+from tests.helpers import referral, free_port
 from workers.worker import build_worker
 
 EXAMPLES = 12  # per operation: enough to walk every route's error paths, short enough for CI
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _serve(target: str, database_url: str, jwks_url: str, port: int, mailbox, ready: threading.Event,
@@ -72,7 +66,7 @@ async def _serve(target: str, database_url: str, jwks_url: str, port: int, mailb
 
 @pytest.fixture(scope="module")
 def served_api(dev_env, database_url, engine, tmp_path_factory):  # engine: the migrated schema
-    port = _free_port()
+    port = free_port()
     ready, stop = threading.Event(), threading.Event()
     target = dev_env.client.service_client.config.target_host
     with local_issuer() as (issuer, jwks_url):

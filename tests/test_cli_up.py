@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,14 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 CCS = str(Path(sys.executable).parent / "ccs")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -127,3 +123,10 @@ def test_ccs_up_refer_show_act_restart(stack_env):
         assert status["stage"] == "records" and status["case_id"] == case_id
     finally:
         stop(proc)
+
+
+def test_ccs_up_refuses_two_servers_on_one_port(stack_env):
+    env = dict(stack_env, CCS_CODEC_PORT=stack_env["TEMPORAL_ADDRESS"].rpartition(":")[2])
+    result = ccs(env, "up", ok=False)
+    assert result.returncode == 2 and "both set to port" in result.stderr and "Traceback" not in result.stderr
+    assert not (Path(env["CCS_HOME"]) / "temporal.log").exists(), "nothing started"

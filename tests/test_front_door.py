@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 
 import httpx
@@ -23,7 +22,7 @@ from starters.cli import main
 from starters.records import Records
 from tests.api_helpers import Api, api_settings, local_issuer
 from tests.conftest import CONVERTER, KEYRING, cases_for
-from tests.helpers import referral
+from tests.helpers import referral, free_port
 from tests.test_records import delete_workflow
 from workers.worker import build_worker
 
@@ -73,11 +72,6 @@ async def access(api: Api, user_id: str) -> list[tuple[str, str]]:
                                 .order_by(AccessRow.id))).all()
     return [tuple(r) for r in rows]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_closed_case_gone_from_temporal_is_read_and_held_from_the_record(desk, monkeypatch, capsys):

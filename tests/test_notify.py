@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 
 import pytest
+
+from tests.helpers import free_port
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -25,11 +26,6 @@ MAIL_FROM = "ccs@county.example"
 SUPERVISOR = "supervisor@county.example"
 STAFF_DOMAIN = "kern.county.example"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Inbox:

@@ -138,9 +138,14 @@ async def up(settings: Settings, echo=print, demo: bool = False) -> None:
     api = ApiSettings()
     settings.home_dir.mkdir(parents=True, exist_ok=True)
     host, port = _host_port(settings.temporal_address)
-    for what, h, p in (("Temporal", host, port), ("Temporal Web UI", host, settings.temporal_ui_port),
-                       ("codec server", settings.codec_host, settings.codec_port),
-                       ("HTTP API", api.host, api.port)):
+    wanted = (("Temporal", host, port), ("Temporal Web UI", host, settings.temporal_ui_port),
+              ("codec server", settings.codec_host, settings.codec_port), ("HTTP API", api.host, api.port))
+    by_port: dict[int, str] = {}
+    for what, _, p in wanted:
+        if p in by_port:
+            raise CcsError(f"the {by_port[p]} and the {what} are both set to port {p}: give each its own")
+        by_port[p] = what
+    for what, h, p in wanted:
         if not _port_free(h if h != "localhost" else "127.0.0.1", p):
             raise CcsError(f"port {p} ({what}) is already taken: is `ccs up` already running? "
                            "Stop it, or set another port in the environment")
