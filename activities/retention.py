@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio import activity
 
 from activities.records import audit_record_event
-from activities.tables import CaseRecordRow, CaseRow, IdentityKeyRow, LegalHoldRow, LetterRow, OutboxRow, SnapshotRow, TaskRow
+from activities.tables import (CaseRecordRow, CaseRow, IdempotencyRow, IdentityKeyRow, LegalHoldRow, LetterRow, OutboxRow,
+                               SignInFailureRow, SnapshotRow, TaskRow)
 from models.records import PurgeRequest, PurgeResult
 
 # Every table that holds a child's PHI in rows keyed by ``case_id``: the purge deletes the
@@ -19,6 +20,11 @@ from models.records import PurgeRequest, PurgeResult
 # locate a child; letters name the child.
 PHI_TABLES = (SnapshotRow, OutboxRow, TaskRow, IdentityKeyRow, LetterRow)
 PURGE_ACTOR = "ccs-retention"
+# Sign-in failures name a staff account and an address: kept a month for security review
+# (the throttle itself looks back minutes). An Idempotency-Key answers retries for a week;
+# after that a resent referral is judged by the identity rules alone.
+KEEP_SIGN_IN_FAILURES = timedelta(days=30)
+KEEP_IDEMPOTENCY_KEYS = timedelta(days=7)
 
 
 def on_hold(case_id):
@@ -62,7 +68,17 @@ async def purge_due(sessions: async_sessionmaker, keep_for: timedelta, now: date
             break
     async with sessions.begin() as session:
         held = (await session.execute(select(CaseRecordRow.case_id).where(*due, on_hold(CaseRecordRow.case_id))))
-        return PurgeResult(purged=purged, held=len(held.all()))
+        expired = await expire_service_rows(session, now)
+        return PurgeResult(purged=purged, held=len(held.all()), expired=expired)
+
+
+async def expire_service_rows(session, now: datetime) -> int:
+    """The service's own bookkeeping past its use: old sign-in failures and Idempotency-Keys."""
+    expired = 0
+    for row, column, keep in ((SignInFailureRow, SignInFailureRow.at, KEEP_SIGN_IN_FAILURES),
+                              (IdempotencyRow, IdempotencyRow.created_at, KEEP_IDEMPOTENCY_KEYS)):
+        expired += (await session.execute(delete(row).where(column < now - keep))).rowcount
+    return expired
 
 
 class RetentionActivities:
@@ -74,5 +90,6 @@ class RetentionActivities:
     async def purge_records(self, req: PurgeRequest) -> PurgeResult:
         """Idempotent: a purged record is never due again."""
         result = await purge_due(self.sessions, self.keep_closed_for, req.now, req.batch)
-        activity.logger.info("purged %d case record(s); %d held", result.purged, result.held)
+        activity.logger.info("purged %d case record(s); %d held; %d expired sign-in/idempotency row(s)",
+                             result.purged, result.held, result.expired)
         return result

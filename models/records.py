@@ -18,3 +18,4 @@ class PurgeRequest(BaseModel):
 class PurgeResult(BaseModel):
     purged: int
     held: int  # records past retention kept because of a legal hold
+    expired: int = 0  # old sign-in failures and Idempotency-Keys deleted

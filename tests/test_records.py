@@ -265,3 +265,26 @@ async def test_a_referral_after_closure_is_a_new_life_of_the_record(sessions):
     assert await unseal(CONVERTER.payload_codec, row.key_id, row.ciphertext) == again
     assert rec.closed_at is None
     assert (await purge_due(sessions, timedelta(days=1), datetime(2040, 1, 1, tzinfo=timezone.utc))).purged == 0
+
+
+async def test_purge_expires_old_sign_in_failures_and_idempotency_keys(sessions):
+    from sqlalchemy import insert
+
+    from activities.tables import IdempotencyRow, SignInFailureRow
+
+    now = datetime.now(timezone.utc)  # other tests' fresh rows are not this test's to expire
+    tag = uuid.uuid4().hex[:8]
+    async with sessions.begin() as s:
+        for days in (40, 1):
+            await s.execute(insert(SignInFailureRow).values(user_id=f"u{days}.{tag}", address="10.0.0.9",
+                                                            at=now - timedelta(days=days)))
+            await s.execute(insert(IdempotencyRow).values(user_id=f"u{days}.{tag}", key="k", body_mac="0" * 64,
+                                                          case_id="case-x", created_at=now - timedelta(days=days)))
+    result = await purge_due(sessions, timedelta(days=3650), now)
+    assert result.expired >= 2
+    async with sessions() as s:
+        failures = set((await s.execute(select(SignInFailureRow.user_id).where(
+            SignInFailureRow.user_id.like(f"%.{tag}")))).scalars())
+        keys = set((await s.execute(select(IdempotencyRow.user_id).where(
+            IdempotencyRow.user_id.like(f"%.{tag}")))).scalars())
+    assert failures == {f"u1.{tag}"} and keys == {f"u1.{tag}"}, "a month of failures and a week of keys stay"

@@ -74,6 +74,8 @@ async def test_refer_act_refuse_and_scope(office):
     form = {**REFERRAL_FORM, "child.last_name": f"Synthetic{uuid.uuid4().hex[:6]}"}
     bad = await clerk.post("/refer", data={**form, "conditions.0.icd10": "ZZZ.9"})
     assert bad.status_code == 422 and "is not an ICD-10-CM code" in _text(bad.text)
+    elsewhere = await clerk.post("/refer", data={**form, "child.county": "Fresno"})
+    assert elsewhere.status_code == 422 and "this child lives in Fresno" in _text(elsewhere.text)
     r = await clerk.post("/refer", data=form)
     assert r.status_code == 200 and "A new case was opened." in r.text
     case_id = re.search(r'href="/cases/(case-[0-9a-f]+)"', r.text).group(1)
@@ -126,10 +128,11 @@ async def test_supervisor_pages_answer(office):
                         ("/supervisor/timeliness", "CMS-0057-F")):
         r = await sup.get(path)
         assert r.status_code == 200 and words in r.text, path
-    cm = await _browser(office, "cm")
+    cm, aud = await _browser(office, "cm"), await _browser(office, "aud")
     assert (await cm.get("/supervisor/workload")).status_code == 403
-    await sup.aclose()
-    await cm.aclose()
+    assert (await aud.get("/supervisor/stuck")).status_code == 403, "the API refuses auditors these lists too"
+    for http in (sup, cm, aud):
+        await http.aclose()
 
 
 @pytest.mark.parametrize("name", sorted(n for n in ACTIONS if n != "refer"))

@@ -21,7 +21,7 @@ PASSWORD = "correct-horse-battery-staple"
 # walk through a case ends with an overdue task for the supervisor to see.
 POLICY = Policy(active=ActivePolicy(assign_case_manager_within=timedelta(seconds=1)))
 ROLES = {"clerk": ("intake_clerk", "Kern"), "cm": ("case_manager", "Kern"), "cm2": ("case_manager", "Kern"),
-         "doc": ("medical_consultant", "Kern"), "sup": ("supervisor", "Kern"), "fresno": ("case_manager", "Fresno")}
+         "doc": ("medical_consultant", "Kern"), "sup": ("supervisor", "Kern"), "aud": ("auditor", "Kern"), "fresno": ("case_manager", "Fresno")}
 
 
 @dataclass

@@ -63,3 +63,12 @@ async def case_in_scope(services, who: Principal, workflow_id: str) -> CaseScope
     if scope is None or not sees(who, scope.county, scope.jurisdiction):
         raise not_found(workflow_id)
     return scope
+
+
+def referral_refusal(who: Principal, county: str | None) -> str | None:
+    """Why this person may not refer a child living in ``county`` (a canonical county name, or
+    None when the referral names no California county), or None when they may. County staff
+    refer the children of their own county; an unknown county is the referral's own error."""
+    if county is None or county == who.county:
+        return None
+    return f"you refer children who live in {who.county or 'your county'}; this child lives in {county}"

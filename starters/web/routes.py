@@ -25,7 +25,7 @@ from starters.api.auth import SESSION_COOKIE, Principal, current_principal
 from starters.api.problems import ApiProblem
 from starters.api.routes import records as records_routes
 from starters.api.routes.cases import read_case
-from starters.api.scope import case_in_scope
+from starters.api.scope import case_in_scope, referral_refusal
 from starters.client import CcsError
 from starters.supervisor import WorkQueue, stuck
 from starters.web import forms, pages, timeliness
@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update(FILTERS)
 STATIC = HERE / "static"
-SUPERVISORS = ("supervisor", "auditor")
+SUPERVISORS = ("supervisor",)  # as the API's /work/stuck, /work/overdue and /work/workload
 # Request actions by the kind of request they act on.
 REQUEST_KIND_ACTIONS = {"ml": ("decide_meals_lodging", "submit_receipts"),
                         "sar": ("decide_authorization", "extend_authorization")}
@@ -292,8 +292,8 @@ async def refer(request: Request, who: Principal = Depends(person)):
     try:
         referral = services.cases.validate_referral(data)
         county = find_county(referral.child.county, services.cases.policy.counties)
-        if who.county and (county is None or county.name != who.county):
-            raise CcsError("invalid referral", {"child.county": f"you refer children of {who.county} County only"})
+        if refusal := referral_refusal(who, county and county.name):
+            raise CcsError("invalid referral", {"child.county": refusal})
         status, outcome = await refer_and_tell(services.cases, referral, Actor(id=who.user_id, role=who.role))
     except (ValidationError, CcsError) as e:
         errors = forms.error_fields(e) if isinstance(e, ValidationError) else {"(form)": e.message, **e.fields}

@@ -25,7 +25,7 @@ from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingSt
 from starters.api.access_log import record_access
 from starters.api.auth import Principal, current_principal, require_roles
 from starters.api.problems import ApiProblem, problem_responses
-from starters.api.scope import CASE_ID, case_in_scope, case_of
+from starters.api.scope import CASE_ID, case_in_scope, case_of, referral_refusal
 
 router = APIRouter(tags=["cases"])
 ERRORS = problem_responses(401, 403, 404, 409, 422, 502)
@@ -87,10 +87,9 @@ async def refer(referral: Referral, request: Request, response: Response,
     same Medi-Cal number, same name and date of birth, a possible duplicate for a supervisor).
     With an `Idempotency-Key`, a retry returns the same case and changes nothing."""
     services = request.app.state.services
-    county = find_county(referral.child.county)
-    if county is not None and county.name != who.county:
-        raise ApiProblem(403, f"you refer children who live in {who.county}; this child lives in {county.name}",
-                         {"child.county": f"not {who.county}"})
+    county = find_county(referral.child.county, services.cases.policy.counties)
+    if refusal := referral_refusal(who, county and county.name):
+        raise ApiProblem(403, refusal, {"child.county": f"not {who.county}"})
     actor = _actor(who, {})
     referral_id, mac = None, None
     if idempotency_key:
