@@ -11,7 +11,7 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from activities.db import async_url, start_embedded, stop_embedded
+from activities.db import async_url, make_engine, reach_embedded, session_factory, start_embedded, stop_embedded
 from migrations import upgrade_async
 from models import search
 from models.converter import EncryptionCodec, load_keyring
@@ -156,7 +156,10 @@ async def up(settings: Settings, echo=print, demo: bool = False) -> None:
         url = await database_url(settings, stack)
         await migrate(url)
         # The codec server binds first: the dev server takes random ports of its own.
-        runner = await _codec_server(settings, keyring, f"http://localhost:{settings.temporal_ui_port}")
+        codec_db = make_engine(url, pool_size=2)
+        stack.push_async_callback(codec_db.dispose)
+        runner = await _codec_server(settings, keyring, f"http://localhost:{settings.temporal_ui_port}",
+                                     session_factory(codec_db))
         stack.push_async_callback(runner.cleanup)
         log_file = open(settings.home_dir / "temporal.log", "ab")
         stack.callback(log_file.close)
@@ -200,10 +203,10 @@ async def up(settings: Settings, echo=print, demo: bool = False) -> None:
     echo("stopped")
 
 
-async def _codec_server(settings: Settings, keyring, cors_origin: str):
+async def _codec_server(settings: Settings, keyring, cors_origin: str, sessions):
     try:
         return await start_codec_server(EncryptionCodec(keyring.keys, keyring.active), settings.codec_host,
-                                        settings.codec_port, cors_origin, phi_readers_only(settings))
+                                        settings.codec_port, cors_origin, phi_readers_only(settings, sessions))
     except OSError as e:
         raise CcsError(f"the codec server cannot listen on {settings.codec_host}:{settings.codec_port}: "
                        f"{e.strerror}") from None
@@ -250,8 +253,17 @@ async def worker(settings: Settings, echo=print) -> None:
 
 
 async def codec_server(settings: Settings, echo=print) -> None:
+    url = settings.database_url or reach_embedded(settings.home_dir / "pg")
+    if not url:
+        raise CcsError("`ccs codec-server` needs DATABASE_URL (or `ccs up` running): it checks that a "
+                       "signed-in person is still enabled")
     stop = _stop_signals()
-    runner = await _codec_server(settings, load_keyring(settings), settings.codec_cors_origin)
-    echo(f"codec server on http://{settings.codec_host}:{settings.codec_port}")
-    await stop.wait()
-    await runner.cleanup()
+    engine = make_engine(url, pool_size=2)
+    try:
+        runner = await _codec_server(settings, load_keyring(settings), settings.codec_cors_origin,
+                                     session_factory(engine))
+        echo(f"codec server on http://{settings.codec_host}:{settings.codec_port}")
+        await stop.wait()
+        await runner.cleanup()
+    finally:
+        await engine.dispose()
