@@ -17,7 +17,8 @@ from models.policy import Policy
 # Sane ceilings for one trip: anything larger is a typing error, not a family's expense.
 MAX_AMOUNT = Decimal("20000")
 MAX_TRIP_DAYS = 90
-REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-(ml|sar|grv)-[0-9]{1,4}$"
+# A request's ID: its case's, its kind's prefix (models/request_kinds.py), its number.
+REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-([a-z]{2,4})-[0-9]{1,4}$"
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, max_digits=8, decimal_places=2)]
 # "fares": bus, train or air tickets (mode of travel), receipted like the others.
@@ -402,15 +403,6 @@ class RequestStart(_Model):
 
     workflow: Literal["MealsLodgingWorkflow", "ServiceAuthorizationWorkflow", "GrievanceWorkflow"]
     input: MealsLodgingInput | AuthorizationInput | GrievanceInput
-
-
-# A request's status model by the infix of its ID (CASE-ml-1, CASE-sar-2, CASE-grv-3).
-STATUS_BY_INFIX: dict[str, type[_RequestStatus]] = {
-    "ml": MealsLodgingStatus, "sar": AuthorizationStatus, "grv": GrievanceStatus}
-
-
-def request_status_model(request_id: str) -> type[_RequestStatus]:
-    return STATUS_BY_INFIX[request_id.rsplit("-", 2)[-2]]
 
 
 def _complete_case_models() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,7 +29,8 @@ from temporalio.service import RPCStatusCode
 from activities.identity import keys_of, resolve_and_claim
 from models.actions import ACTIONS, REQUEST_ACTIONS, Refer
 from models.identity import ReferralAnswer, ReferResult
-from models.requests import REQUEST_ID, AuthorizationStatus, GrievanceStatus, MealsLodgingStatus, request_status_model
+from models.request_kinds import BY_ACTION, request_kind
+from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingStatus
 from models.case import Actor, CaseInput, CaseStatus
 from models.converter import Keyring, data_converter, load_keyring
 from models.policy import Policy
@@ -189,8 +189,13 @@ class Cases:
         if not action.request_id.startswith(f"{case_id}-"):
             raise CcsError(f"request {action.request_id} is not a request of case {case_id}",
                            {"request_id": "belongs to another case"})
+        kind, wanted = request_kind(action.request_id), BY_ACTION[name]
+        if kind is not wanted:
+            what = f"a {kind.title} request" if kind else "no request of a known kind"
+            raise CcsError(f"{name} acts on {wanted.title} requests ({case_id}-{wanted.prefix}-N); "
+                           f"{action.request_id} is {what}", {"request_id": f"not a {wanted.title} request"})
         handle = self.client.get_workflow_handle(action.request_id)
-        result_type = request_status_model(action.request_id)
+        result_type = kind.status
         try:
             return await handle.execute_update(name, action, result_type=result_type)
         except WorkflowUpdateFailedError as e:
@@ -208,9 +213,9 @@ class Cases:
         """A case's status, or one request's (``CASE-ml-1``, ``CASE-sar-2``)."""
         handle = self.client.get_workflow_handle(case_id)
         try:
-            if re.match(REQUEST_ID, case_id):
-                kind = request_status_model(case_id)
-                return await handle.query("status", result_type=kind)
+            kind = request_kind(case_id)
+            if kind is not None:
+                return await handle.query("status", result_type=kind.status)
             return await handle.query("status", result_type=CaseStatus)
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND and self.records is not None:

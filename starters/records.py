@@ -20,12 +20,11 @@ from activities.tables import CaseRecordRow, CaseRow, LegalHoldRow, SnapshotRow
 from models.case import Actor, CaseStatus
 from models.converter import EncryptionCodec, parse_keys
 from models.records import MATTER
-from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingStatus
+from models.request_kinds import REQUEST_KINDS, case_of
 from models.settings import Settings
 from starters.client import CcsError
 
-STATUS_MODELS = {"case": CaseStatus, "meals_lodging": MealsLodgingStatus, "authorization": AuthorizationStatus,
-                 "grievance": GrievanceStatus}
+STATUS_MODELS = {"case": CaseStatus, **{k.kind: k.status for k in REQUEST_KINDS.values()}}
 
 
 class Records:
@@ -39,7 +38,7 @@ class Records:
         async with self.sessions() as session:
             row = await session.get(SnapshotRow, source)
             if row is None:
-                case_id = re.sub(r"-(ml|sar|grv)-[0-9]+$", "", source)
+                case_id = case_of(source)
                 rec = await session.get(CaseRecordRow, case_id)
                 if rec is not None and rec.purged_at is not None:
                     raise CcsError(f"the record of case {case_id} was purged on {rec.purged_at:%Y-%m-%d} "

@@ -52,7 +52,8 @@ with workflow.unsafe.imports_passed_through():
 
     # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
     icd10_codes()
-    from models.requests import AuthorizationInput, GrievanceInput, MealsLodgingInput, RequestStart, RequestSummary
+    from models.request_kinds import BY_OPENING_ACTION
+    from models.requests import RequestStart, RequestSummary
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
@@ -202,20 +203,19 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             if changed and workflow.patched("record-request-changes"):
                 self._commit(SYSTEM, "request_changed", {"request_id": summary.request_id, "state": summary.state})
 
-    def _request_input(self, a, kind: str) -> dict:
-        s = self.s
+    def _open_request(self, opened_by: str, a) -> dict:
+        """Queue the request kind this action opens (models/request_kinds.py); the loop starts it."""
+        s, kind = self.s, BY_OPENING_ACTION[opened_by]
         s.request_counter += 1
-        prefix = {"meals_lodging": "ml", "authorization": "sar", "grievance": "grv"}[kind]
-        return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
-                    case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
-                    child_name=self._child_name(), preferred_language=s.child.preferred_language,
-                    jurisdiction=s.jurisdiction, state_decides=s.state_decides,
-                    conditions=s.conditions, requested_by=a.actor, request=a.request)
-
-    def _queue_request(self, workflow_type: str, inp, kind: str) -> dict:
-        self.s.requests_to_start.append(RequestStart(workflow=workflow_type, input=inp))
-        self.s.requests[inp.request_id] = RequestSummary(
-            request_id=inp.request_id, kind=kind, state="starting", summary="request received",
+        inp = kind.input(request_id=kind.request_id(s.case_id, s.request_counter), case_id=s.case_id,
+                         county=s.county, case_manager=s.case_manager, family_address=self._family_address(),
+                         policy=s.policy, child_name=self._child_name(),
+                         preferred_language=s.child.preferred_language, jurisdiction=s.jurisdiction,
+                         state_decides=s.state_decides, conditions=s.conditions, requested_by=a.actor,
+                         request=a.request)
+        s.requests_to_start.append(RequestStart(workflow=kind.workflow, input=inp))
+        s.requests[inp.request_id] = RequestSummary(
+            request_id=inp.request_id, kind=kind.kind, state="starting", summary="request received",
             next_deadline=None, closed=False)
         return {"request_id": inp.request_id}
 
@@ -227,8 +227,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             raise invalid("request_meals_lodging: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
     def _do_request_meals_lodging(self, a) -> dict:
-        inp = MealsLodgingInput(**self._request_input(a, "meals_lodging"))
-        return self._queue_request("MealsLodgingWorkflow", inp, "meals_lodging")
+        return self._open_request("request_meals_lodging", a)
 
     def _check_request_authorization(self, a) -> None:
         problems = {f"request.{k}": v for k, v in {
@@ -238,12 +237,10 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             raise invalid("request_authorization: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
     def _do_request_authorization(self, a) -> dict:
-        inp = AuthorizationInput(**self._request_input(a, "authorization"))
-        return self._queue_request("ServiceAuthorizationWorkflow", inp, "authorization")
+        return self._open_request("request_authorization", a)
 
     def _do_file_grievance(self, a) -> dict:
-        inp = GrievanceInput(**self._request_input(a, "grievance"))
-        return self._queue_request("GrievanceWorkflow", inp, "grievance")
+        return self._open_request("file_grievance", a)
 
     # ---- query and actions --------------------------------------------------------
 

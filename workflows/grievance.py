@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from models.actions import REQUEST_ROLES
+    from models.request_kinds import REQUEST_ROLES
     from models.requests import GrievanceInput, GrievanceState, GrievanceStatus, ResolveGrievance
 
 from workflows.meals_lodging import RequestWorkflow

@@ -22,7 +22,7 @@ from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from models.actions import REQUEST_ROLES
+    from models.request_kinds import REQUEST_ROLES
     from models.case import SYSTEM, Actor, Notice, StepRecord, Task, TaskRef
     from models.requests import (
         CATEGORIES,

@@ -7,14 +7,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from models.requests import REQUEST_ID, request_status_model
+from models.request_kinds import request_kind
 from models.case import CaseStatus
 from models.identity import ReferralAnswer
 from starters.api.settings import ApiSettings
@@ -75,8 +74,9 @@ def call(method: str, path: str, *, token: str | None = None, **kwargs) -> Any:
 
 
 def _status(data: dict):
-    if re.match(REQUEST_ID, data.get("request_id") or ""):
-        return request_status_model(data["request_id"]).model_validate(data)
+    kind = request_kind(data.get("request_id") or "")
+    if kind is not None:
+        return kind.status.model_validate(data)
     return CaseStatus.model_validate(data)
 
 
