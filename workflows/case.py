@@ -17,9 +17,10 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
+from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, decode, invalid
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
+from workflows.engine import StepEngine
 from workflows.identity import DuplicateHandling
 
 with workflow.unsafe.imports_passed_through():
@@ -40,12 +41,9 @@ with workflow.unsafe.imports_passed_through():
         Determination,
         EnrollmentFee,
         Milestone,
-        Notice,
         Stage,
         StageChange,
-        StepRecord,
         Task,
-        TaskRef,
     )
     from models.counties import COUNTIES, PREVIOUS_JURISDICTION, find_county
     from models.referral import Referral, icd10_codes
@@ -56,27 +54,23 @@ with workflow.unsafe.imports_passed_through():
     from models.requests import RequestStart, RequestSummary
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
-    from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.eligibility import residential_financial
     from rules.fees import assess_fees
     from rules.case_management import case_management
     from rules.authorization import service_problems
     from rules.referral import referral_problems
-    from rules.deadlines import due_by, next_target
+    from rules.deadlines import due_by
 
 @workflow.defn
-class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
+class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, StepEngine):
+    LETTER_TO = ("family", "referrer")
+
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
-        self._draft = Draft()
-        self._wake = False
-        self._sa: dict[str, object] = {}
+        self._setup()
         self._invalid: dict[str, str] = {}
         # The referral that starts the case arrives again as the start's `refer` update: not a duplicate.
         self._opening_referral = inp.referral_id if inp.state is None else None
-        self._firing_at: datetime | None = None  # the timer target being fired: the clock for its values
-        self._events = 0  # this run's history events, over-estimated: continue-as-new comes before the limit
-        self._run_over = False
         if inp.state is not None:
             self.s = inp.state
             self.s.runs += 1
@@ -103,7 +97,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         while True:
             if wake_first:
                 self._wake = False  # cleared before the awaits: a step taken during them wakes the next pass
-            await self._flush()
+            await self._record_pending()
             await self._start_requests()
             if wake_first:
                 self._upsert_search_attributes()
@@ -126,24 +120,13 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             if not wake_first:
                 self._upsert_search_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flush()
+        await self._record_pending()
         if self.s.stage == "closed":
             await self._tell_requests_case_closed()
             if workflow.patched("record-final-status"):
-                await self._flush()  # what the requests said meanwhile reaches the final record
+                await self._record_pending()  # what the requests said meanwhile reaches the final record
             return self._status()
         workflow.continue_as_new(CaseInput(case_id=self.s.case_id, policy=self.s.policy, state=self.s))
-
-    async def _wait_and_fire(self) -> None:
-        """Wait for the earliest deadline; if its timer elapsed, fire what it made due."""
-        target = next_target(self._timed())
-        self._events += 5  # the timer's two events and the workflow task's three
-        if await wait_for_deadline(lambda: self._wake, target):
-            self._fire_due(until=target)
-
-    def _run_is_over(self) -> bool:
-        """Its year is up (a timer said so), or its history is long (counted, not asked for)."""
-        return self._run_over or self._events >= self.s.policy.run.continue_as_new_after_events
 
     def _timed(self) -> dict[str, datetime]:
         """Everything the case waits for: its deadlines, task escalations, the end of this run."""
@@ -158,13 +141,6 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             or info.get_current_history_length() >= run.continue_as_new_after_events
             or workflow.now() - run_started >= run.continue_as_new_after
         )
-
-    async def _flush(self) -> None:
-        while self.s.pending_steps:
-            batch = list(self.s.pending_steps)
-            await record_steps(batch, self._status())
-            del self.s.pending_steps[: len(batch)]
-            self._events += 6 + 3 * len(batch)  # the activity's, its workflow task's, and each step's update
 
     # ---- requests (child workflows) -----------------------------------------------
 
@@ -354,13 +330,6 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         return added
 
     # ---- stages ---------------------------------------------------------------------
-
-    def _clock(self) -> datetime:
-        """Now, for values; while a timer fires, its target (the task's clock may be stale)."""
-        return self._firing_at or workflow.now()
-
-    def _today(self) -> date:
-        return local_today(self._clock(), self.s.policy.timezone)
 
     def _move(self, stage: Stage) -> None:
         now = self._clock()
@@ -607,7 +576,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def _do_decide_appeal(self, a) -> dict:
         s = self.s
         s.appeal.outcome, s.appeal.decided_on = a.outcome, self._today()
-        self._close_tasks_of_kind("appeal_answer")
+        self._close_tasks("appeal_answer")
         self._notify("appeal_decision", "family", outcome=a.outcome,
                      hearing_until=self._day(workflow.now() + s.policy.notices.fair_hearing_window))
         if a.outcome == "overturned":
@@ -644,7 +613,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def _do_assign_case_manager(self, a) -> dict:
         s = self.s
         previous, s.case_manager = s.case_manager, a.case_manager
-        self._close_tasks_of_kind("assign_case_manager")
+        self._close_tasks("assign_case_manager")
         for task in list(s.tasks.values()):
             if task.assignee in (previous, f"{s.county}:unassigned"):
                 self._reassign(task, a.case_manager)
@@ -654,7 +623,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         s = self.s
         s.finances = a.finances
         s.eligibility = residential_financial(a.finances, s.policy.eligibility)
-        self._close_tasks_of_kind("renewal")
+        self._close_tasks("renewal")
         if not s.eligibility.eligible:
             s.denial = Denial(from_stage="renewal", reason=s.eligibility.basis)
             self._move("denied")
@@ -741,35 +710,22 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                 out.append((f"task_grace:{t.id}", t.due + grace))
         return out
 
-    def _fire_due(self, until: datetime | None = None) -> None:
-        """Fire the deadlines due by ``until``, a timer's target (runs before the timer-driven
-        patch passed none and read the clock); their steps take that target as their time."""
-        now = until or workflow.now()
-        due = due_by(self._timed() if until else {**self.s.deadlines, **dict(self._escalations())}, now)
-        self._firing_at = until
-        try:
-            self._fire_each(due, now)
-        finally:
-            self._firing_at = None
+    def _due(self, now: datetime, timer_driven: bool) -> list[tuple[str, datetime]]:
+        times = self._timed() if timer_driven else {**self.s.deadlines, **dict(self._escalations())}
+        return [(k, times[k]) for k in due_by(times, now)]
 
-    def _fire_each(self, due: list[str], now: datetime) -> None:
-        for key in due:
-            name, _, arg = key.partition(":")
-            if self.s.stage == "closed":
-                return
-            if key == "run_ends":
-                self._run_over = True  # the loop continues as new once this pass's steps are recorded
-                continue
-            if name.startswith("task_"):
-                if (key, self._escalation_at(arg)) not in self._escalations():
-                    continue  # the task closed, or was escalated, earlier in this pass
-            elif key not in self.s.deadlines or self.s.deadlines[key] > now:
-                continue  # an earlier timer in this pass moved or removed it
-            else:
-                del self.s.deadlines[key]
-            self._begin()
-            detail = getattr(self, f"_fire_{name}")(arg) or {}
-            self._commit(SYSTEM, f"timer:{name}", {"deadline": key, **detail})
+    def _take(self, key: str, at: datetime, now: datetime) -> bool:
+        name, _, arg = key.partition(":")
+        if key == "run_ends":
+            self._run_over = True  # the loop continues as new once this pass's steps are recorded
+            return False
+        if name.startswith("task_"):
+            # The task closed, or was escalated, earlier in this pass: not due any more.
+            return (key, self._escalation_at(arg)) in self._escalations()
+        if key not in self.s.deadlines or self.s.deadlines[key] > now:
+            return False  # an earlier timer in this pass moved or removed it
+        del self.s.deadlines[key]
+        return True
 
     def _escalation_at(self, task_id: str) -> datetime | None:
         return next((at for k, at in self._escalations() if k.endswith(f":{task_id}")), None)
@@ -853,9 +809,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     # ---- tasks, notices, steps ------------------------------------------------------
 
     def _intake_queue(self) -> str:
-        return self.s.case_manager or f"{self.s.county}:unassigned"
-
-    _worker = _intake_queue
+        return self._worker()
 
     def _review_queue(self) -> str:
         return f"{self.s.county}:medical_consultant" if self.s.jurisdiction == "county" else "state:ccs_medical"
@@ -864,21 +818,17 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self._open_task(f"medical_review:{cond.id}", f"Medical determination of {cond.id} ({cond.icd10})",
                         self._review_queue(), workflow.now() + self.s.policy.eligibility.medical_review_within)
 
-    def _open_task(self, kind: str, title: str, assignee: str, due: datetime) -> None:
-        self.s.task_counter += 1
-        task = Task(id=f"T{self.s.task_counter}", kind=kind, title=title, assignee=assignee,
-                    due=due, opened_at=self._clock())
+    def _task_id(self, n: int) -> str:
+        return f"T{n}"
+
+    def _open_tasks(self) -> list[Task]:
+        return list(self.s.tasks.values())
+
+    def _keep_task(self, task: Task) -> None:
         self.s.tasks[task.id] = task
-        self._draft.opened.append(TaskRef(**task.model_dump(exclude={"escalated"})))
 
-    def _close_task(self, task_id: str) -> None:
-        if self.s.tasks.pop(task_id, None) is not None:
-            self._draft.closed.append(task_id)
-
-    def _close_tasks_of_kind(self, kind: str) -> None:
-        for task in list(self.s.tasks.values()):
-            if task.kind == kind:
-                self._close_task(task.id)
+    def _drop_task(self, task_id: str) -> bool:
+        return self.s.tasks.pop(task_id, None) is not None
 
     def _reassign(self, task: Task, assignee: str) -> None:
         if task.assignee == assignee:
@@ -894,43 +844,21 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def _child_name(self) -> str:
         return f"{self.s.child.first_name} {self.s.child.last_name}"
 
-    def _day(self, at: datetime) -> str:
-        """A due time's date in California, for a letter."""
-        return local_today(at, self.s.policy.timezone).isoformat()
-
     def _appeal_terms(self) -> dict:
         p = self.s.policy.notices
         return {"answer_days": p.appeal_answer_within.days, "hearing_days": p.fair_hearing_window.days}
 
-    def _letter(self, kind: str, to: str, facts: dict) -> dict | None:
-        """A family's or provider's notice is a letter: its template data (letters.render.LetterData)."""
-        if to not in ("family", "referrer") or kind not in LETTERS:
-            return None
-        s = self.s
-        return dict(kind=kind, case_id=s.case_id, child_name=self._child_name(), county=s.county,
-                    jurisdiction=s.jurisdiction, preferred_language=s.child.preferred_language,
-                    on=self._today().isoformat(), facts={k: str(v) for k, v in facts.items() if v is not None})
+    def _address_of(self, to: str) -> str | None:
+        return {"family": self._family_address(), "referrer": self.s.referrer.email,
+                "case_manager": self.s.case_manager}.get(to)
 
-    def _notify(self, kind: str, to: str, subject: str = "", body: str = "", address: str | None = None,
-                **facts) -> None:
+    def _letter_fields(self) -> dict:
         s = self.s
-        letter = self._letter(kind, to, facts)
-        if letter is not None:
-            subject = letter_subject(kind, letter_language(s.child.preferred_language))
-        if address is None and to == "family":
-            address = self._family_address()
-        elif address is None and to == "referrer":
-            address = s.referrer.email
-        elif address is None and to == "case_manager":
-            address = s.case_manager
-        life = f"{s.life}/" if s.life else ""  # cases opened before the patch keep the old keys
-        key = f"{s.case_id}/{life}{s.seq + 1}/{kind}/{len(self._draft.notices)}"
-        self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
-                                          body=f"CCS case {s.case_id}\n\n{body}\n", letter=letter))
-        s.notices_sent.append(key)
+        return dict(case_id=s.case_id, child_name=self._child_name(), county=s.county,
+                    jurisdiction=s.jurisdiction, preferred_language=s.child.preferred_language)
 
-    def _begin(self) -> None:
-        self._draft = Draft()
+    def _notice_life(self) -> str:
+        return f"{self.s.life}/" if self.s.life else ""  # cases opened before the patch keep the old keys
 
     def _referral_at(self) -> datetime:
         """When the intake clock started: now for today's referral, else the start of its day."""
@@ -938,18 +866,8 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         opened_on = local_today(s.opened_at, s.policy.timezone)
         return s.opened_at if s.referral_date == opened_on else start_of_day(s.referral_date, s.policy.timezone)
 
-    def _commit(self, actor: Actor, action: str, detail: dict) -> None:
-        s = self.s
-        s.seq += 1
-        s.pending_steps.append(StepRecord(
-            case_id=s.case_id, source=s.case_id, seq=s.seq, at=self._clock(), actor_id=actor.id, actor_role=actor.role,
-            action=action, stage=s.stage, county=s.county, detail=detail,
-            tasks_opened=[t for t in self._draft.opened if t.id in s.tasks],
-            tasks_closed=[i for i in self._draft.closed if i not in {t.id for t in self._draft.opened}],
-            notices=self._draft.notices, record=self._record(),
-        ))
-        self._draft = Draft()
-        self._wake = True
+    def _step_fields(self, detail: dict) -> dict:
+        return dict(source=self.s.case_id, stage=self.s.stage, detail=detail, record=self._record())
 
     def _next_deadline(self) -> datetime | None:
         times = [at for k, at in self.s.deadlines.items()] + [t.due for t in self.s.tasks.values()] + [
@@ -966,22 +884,18 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             closure_reason=s.closure.reason if s.closure else None,
         )
 
-    def _upsert_search_attributes(self) -> None:
+    def _search_attributes(self) -> dict:
         s = self.s
-        wanted = {
+        return {
             search.STAGE: s.stage,
             search.STAGE_SINCE: s.stage_since,
             search.COUNTY: s.county,
             search.CASE_MANAGER: s.case_manager,
             search.NEXT_DEADLINE: self._next_deadline(),
         }
-        updates = []
-        for key, value in wanted.items():
-            if self._sa.get(key.name, ...) != value:
-                self._sa[key.name] = value
-                updates.append(key.value_set(value) if value is not None else key.value_unset())
-        if updates:
-            workflow.upsert_search_attributes(updates)
+
+    def _closed(self) -> bool:
+        return self.s.stage == "closed"
 
     def _case_management(self) -> str:
         s = self.s

@@ -57,7 +57,7 @@ class ConditionAppeals:
         cond = self._appealed_condition(a.condition_id)
         ap = cond.appeal
         ap.outcome, ap.decided_on = a.outcome, self._today()
-        self._close_tasks_of_kind(f"condition_appeal:{cond.id}")
+        self._close_tasks(f"condition_appeal:{cond.id}")
         hearing_until = workflow.now() + s.policy.notices.fair_hearing_window
         if a.outcome == "overturned":
             cond.status = "eligible"
