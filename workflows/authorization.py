@@ -33,11 +33,16 @@ with workflow.unsafe.imports_passed_through():
     from rules.reimbursement import authorization_due, authorization_extended_due, authorization_number
 
 from workflows.common import invalid
+from workflows.handlers import HandlerTable
 from workflows.requests import RequestWorkflow
+
+
+CLOCKS = HandlerTable("ServiceAuthorizationWorkflow")  # its clocks
 
 
 @workflow.defn
 class ServiceAuthorizationWorkflow(RequestWorkflow):
+    HANDLERS = CLOCKS
     SPEC = AUTHORIZATION
     CLOSED = frozenset({"approved", "denied", "withdrawn"})
 
@@ -226,15 +231,18 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         return (f"The {s.request.urgency} service authorization request {s.request_id} on case {s.case_id} "
                 f"is due for decision by {self._when(s.decision_due)}" + (" (extended)" if s.extended else ""))
 
+    @CLOCKS.clock("decision_reminder")
     def _fire_decision_reminder(self, _: str) -> None:
         self._notify("authorization_reminder", "case_manager", "Reminder: service authorization decision due",
                      self._due_text() + ".")
 
+    @CLOCKS.clock("decision_escalation")
     def _fire_decision_escalation(self, _: str) -> None:
         self._notify("authorization_escalation", "supervisor",
                      f"Escalation: service authorization decision due on {self.s.case_id}",
                      self._due_text() + " and is not decided.")
 
+    @CLOCKS.clock("information_overdue")
     def _fire_information_overdue(self, _: str) -> None:
         # The task stays open: the request is decided with what is in, or the information still comes.
         s = self.s
@@ -244,6 +252,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
                      f"for information since {self._when(s.pended_at)}; {s.policy.sar.extended.days} days from "
                      f"receipt ended {self._when(self._clock())}. Decide it with what is in.")
 
+    @CLOCKS.clock("decision_overdue")
     def _fire_decision_overdue(self, _: str) -> None:
         # No decision by default: the task stays open and overdue until someone decides.
         self._notify("authorization_overdue", "supervisor",

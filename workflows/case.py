@@ -21,6 +21,7 @@ from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, decode, invalid
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
 from workflows.engine import StepEngine
+from workflows.handlers import CASE
 from workflows.identity import DuplicateHandling
 
 with workflow.unsafe.imports_passed_through():
@@ -63,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn
 class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, StepEngine):
+    HANDLERS = CASE  # actions, clocks and stage entries, each declared on its method
     LETTER_TO = ("family", "referrer")
 
     @workflow.init
@@ -195,6 +197,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             next_deadline=None, closed=False)
         return {"request_id": inp.request_id}
 
+    @CASE.check("request_meals_lodging")
     def _check_request_meals_lodging(self, a) -> None:
         problems = {f"request.{k}": v for k, v in {
             **condition_problems(a.request.condition_id, self.s.conditions),
@@ -202,9 +205,11 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         if problems:
             raise invalid("request_meals_lodging: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
+    @CASE.action("request_meals_lodging")
     def _do_request_meals_lodging(self, a) -> dict:
         return self._open_request("request_meals_lodging", a)
 
+    @CASE.check("request_authorization")
     def _check_request_authorization(self, a) -> None:
         problems = {f"request.{k}": v for k, v in {
             **condition_problems(a.request.condition_id, self.s.conditions),
@@ -212,9 +217,11 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         if problems:
             raise invalid("request_authorization: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
+    @CASE.action("request_authorization")
     def _do_request_authorization(self, a) -> dict:
         return self._open_request("request_authorization", a)
 
+    @CASE.action("file_grievance")
     def _do_file_grievance(self, a) -> dict:
         return self._open_request("file_grievance", a)
 
@@ -228,7 +235,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
     def act(self, name: str, args: Sequence[RawValue]) -> CaseStatus:
         action = self._decode(name, args)
         self._begin()
-        detail = getattr(self, f"_do_{name}")(action) or {}
+        detail = CASE.actions[name](self, action) or {}
         self._commit(action.actor, name, detail)
         return self._status()
 
@@ -254,7 +261,9 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             )
         if action.actor.role not in spec.roles:
             raise invalid(f"{name} must be taken by one of: {', '.join(spec.roles)} (not {action.actor.role})")
-        getattr(self, f"_check_{name}", lambda a: None)(action)
+        check = CASE.checks.get(name)
+        if check is not None:
+            check(self, action)
 
     # ---- opening the case ---------------------------------------------------------
 
@@ -333,7 +342,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
 
     def _move(self, stage: Stage) -> None:
         now = self._clock()
-        for key in [k for k in self.s.deadlines if k != "aged_out" and not k.startswith("milestone:")]:
+        for key in [k for k in self.s.deadlines if not CASE.clock_of(k).lasting]:
             del self.s.deadlines[key]
         for task in list(self.s.tasks.values()):
             if task.kind in STAGE_TASKS.get(self.s.stage, ()):
@@ -341,8 +350,9 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         self.s.stage = stage
         self.s.stage_since = now
         self.s.stage_history.append(StageChange(stage=stage, at=now))
-        getattr(self, f"_enter_{stage}")()
+        CASE.entries[stage](self)
 
+    @CASE.entry("intake")
     def _enter_intake(self) -> None:
         p = self.s.policy.intake
         self._notify("application_packet", "family")
@@ -350,6 +360,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         self.s.deadlines["second_notice"] = due
         self._open_task("application", "Receive the signed application from the family", self._intake_queue(), due)
 
+    @CASE.entry("records")
     def _enter_records(self) -> None:
         p = self.s.policy.records
         now = workflow.now()
@@ -359,6 +370,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         self._open_task("records", "Obtain medical records from the referring provider",
                         self._worker(), now + p.escalate_after)
 
+    @CASE.entry("eligibility")
     def _enter_eligibility(self) -> None:
         p = self.s.policy.eligibility
         now = workflow.now()
@@ -366,11 +378,13 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         self._open_task("residential_financial", "Decide residential and financial eligibility",
                         self._worker(), now + p.family_response_within)
 
+    @CASE.entry("medical_review")
     def _enter_medical_review(self) -> None:
         for cond in self.s.conditions:
             if cond.status == "pending":
                 self._open_review_task(cond)
 
+    @CASE.entry("denied")
     def _enter_denied(self) -> None:
         d = self.s.denial
         p = self.s.policy.notices
@@ -380,10 +394,12 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                      appeal_until=self._day(d.appeal_until), **self._appeal_terms())
         self.s.deadlines["appeal_window"] = d.appeal_until
 
+    @CASE.entry("appeal")
     def _enter_appeal(self) -> None:
         who = "state:ccs_regional_office" if self.s.state_decides else "supervisor"
         self._open_task("appeal_answer", "Answer the appeal", who, self.s.appeal.answer_due)
 
+    @CASE.entry("active")
     def _enter_active(self) -> None:
         s, p = self.s, self.s.policy.active
         today = self._today()
@@ -410,6 +426,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         if s.enrollment_fee is not None and s.enrollment_fee.amount + s.enrollment_fee.assessment_fee > 0:
             s.deadlines["enrollment_fee"] = start_of_day(today, s.policy.timezone) + s.policy.active.enrollment_fee_grace
 
+    @CASE.entry("closed")
     def _enter_closed(self) -> None:
         s = self.s
         for task in list(s.tasks.values()):
@@ -458,6 +475,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         if earliest and day < earliest:
             raise invalid(f"{field} is before {earliest.isoformat()}", **{field: "too early"})
 
+    @CASE.check("refer")
     def _check_refer(self, a) -> None:
         if self._invalid:
             raise invalid("invalid referral: " + "; ".join(f"{k}: {v}" for k, v in self._invalid.items()),
@@ -487,9 +505,11 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                 self._open_review_task(cond)
         return {"conditions_added": [c.id for c in added]}
 
+    @CASE.check("record_application")
     def _check_record_application(self, a) -> None:
         self._check_date("received_on", a.received_on, self.s.referral_date)
 
+    @CASE.action("record_application")
     def _do_record_application(self, a) -> dict:
         s, p = self.s, self.s.policy.intake
         received = self._dated(a, "received_on")
@@ -502,14 +522,17 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             self._move("records")
         return {"application_date": s.application_date.isoformat(), "within_grace": on_time}
 
+    @CASE.check("record_records")
     def _check_record_records(self, a) -> None:
         self._check_date("received_on", a.received_on, self.s.referral_date)
 
+    @CASE.action("record_records")
     def _do_record_records(self, a) -> dict:
         self.s.records_received_on = self._dated(a, "received_on")
         self._move("eligibility")
         return {}
 
+    @CASE.action("record_eligibility")
     def _do_record_eligibility(self, a) -> dict:
         s = self.s
         s.finances = a.finances
@@ -521,6 +544,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             self._move("denied")
         return {"eligible": s.eligibility.eligible, "basis": s.eligibility.basis}
 
+    @CASE.check("record_medical_determination")
     def _check_record_medical_determination(self, a) -> None:
         cond = next((c for c in self.s.conditions if c.id == a.condition_id), None)
         if cond is None:
@@ -533,6 +557,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             where = "the county medical consultant" if needed == "medical_consultant" else "the State CCS office"
             raise invalid(f"in {self.s.county} County the medical determination is made by {where} ({needed})")
 
+    @CASE.action("record_medical_determination")
     def _do_record_medical_determination(self, a) -> dict:
         cond = next(c for c in self.s.conditions if c.id == a.condition_id)
         cond.status = "eligible" if a.eligible else "not_eligible"
@@ -552,17 +577,20 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                          appeal_until=self._day(cond.appeal_until), **self._appeal_terms())
         return {"condition_id": cond.id, "eligible": a.eligible, "decided_by": self.s.jurisdiction}
 
+    @CASE.check("file_appeal")
     def _check_file_appeal(self, a) -> None:
         if workflow.now() > self.s.denial.appeal_until:
             raise invalid("the appeal window has ended")
         self._check_date("filed_on", a.filed_on, self.s.denial.noa_sent_on)
 
+    @CASE.action("file_appeal")
     def _do_file_appeal(self, a) -> dict:
         self.s.appeal = Appeal(filed_on=self._dated(a, "filed_on"), grounds=a.grounds,
                                answer_due=workflow.now() + self.s.policy.notices.appeal_answer_within)
         self._move("appeal")
         return {}
 
+    @CASE.check("decide_appeal")
     def _check_decide_appeal(self, a) -> None:
         if self.s.appeal.outcome is not None:
             raise invalid(f"the appeal was already decided ({self.s.appeal.outcome}); "
@@ -573,6 +601,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             raise invalid(f"in {self.s.county} County the appeal is answered by {who} ({needed})",
                           **{"actor.role": "not allowed"})
 
+    @CASE.action("decide_appeal")
     def _do_decide_appeal(self, a) -> dict:
         s = self.s
         s.appeal.outcome, s.appeal.decided_on = a.outcome, self._today()
@@ -586,12 +615,14 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             s.deadlines["fair_hearing_window"] = s.appeal.hearing_until
         return {"outcome": a.outcome}
 
+    @CASE.check("request_fair_hearing")
     def _check_request_fair_hearing(self, a) -> None:
         ap = self.s.appeal
         if ap.outcome != "upheld" or ap.hearing_requested_on is not None:
             raise invalid("a fair hearing can be requested once, after the appeal is upheld")
         self._check_date("requested_on", a.requested_on, ap.decided_on)
 
+    @CASE.action("request_fair_hearing")
     def _do_request_fair_hearing(self, a) -> dict:
         self.s.appeal.hearing_requested_on = self._dated(a, "requested_on")
         self.s.deadlines.pop("fair_hearing_window", None)
@@ -599,10 +630,12 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                         workflow.now() + timedelta(days=90))
         return {}
 
+    @CASE.check("record_fair_hearing_decision")
     def _check_record_fair_hearing_decision(self, a) -> None:
         if self.s.appeal.hearing_requested_on is None:
             raise invalid("no fair hearing was requested on this case (request_fair_hearing)")
 
+    @CASE.action("record_fair_hearing_decision")
     def _do_record_fair_hearing_decision(self, a) -> dict:
         if a.outcome == "overturned":
             self._resume_after_appeal()
@@ -610,6 +643,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             self._close("not_eligible", a.actor, "fair hearing upheld the denial")
         return {"outcome": a.outcome}
 
+    @CASE.action("assign_case_manager")
     def _do_assign_case_manager(self, a) -> dict:
         s = self.s
         previous, s.case_manager = s.case_manager, a.case_manager
@@ -619,6 +653,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                 self._reassign(task, a.case_manager)
         return {"case_manager": a.case_manager, "previous": previous}
 
+    @CASE.action("record_renewal")
     def _do_record_renewal(self, a) -> dict:
         s = self.s
         s.finances = a.finances
@@ -638,6 +673,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                 self._assess_enrollment_fee(self._today())
         return {"eligible": s.eligibility.eligible, "renewal_due": s.renewal_due.isoformat()}
 
+    @CASE.check("transfer_county")
     def _check_transfer_county(self, a) -> None:
         county = find_county(a.county, self.s.policy.counties)
         if county is None:
@@ -645,6 +681,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         if county.name == self.s.county:
             raise invalid(f"the case is already in {county.name} County", county="unchanged")
 
+    @CASE.action("transfer_county")
     def _do_transfer_county(self, a) -> dict:
         s = self.s
         county = find_county(a.county, s.policy.counties)
@@ -661,17 +698,20 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         self._notify("transfer", "family", from_county=old)
         return {"from": old, "to": county.name, "jurisdiction": s.jurisdiction}
 
+    @CASE.check("record_fee_payment")
     def _check_record_fee_payment(self, a) -> None:
         fee = self.s.enrollment_fee
         if fee is None or fee.paid_on is not None or fee.amount + fee.assessment_fee == 0:
             raise invalid("no enrollment fee is owed on this case")
         self._check_date("paid_on", a.paid_on)
 
+    @CASE.action("record_fee_payment")
     def _do_record_fee_payment(self, a) -> dict:
         self.s.enrollment_fee.paid_on = self._dated(a, "paid_on")
         self.s.deadlines.pop("enrollment_fee", None)
         return {"amount": str(a.amount)}
 
+    @CASE.check("complete_task")
     def _check_complete_task(self, a) -> None:
         task = self.s.tasks.get(a.task_id)
         if task is None:
@@ -679,15 +719,18 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         if not task.kind.startswith(MANUAL_TASKS):
             raise invalid(f"task {a.task_id} ({task.kind}) closes by itself when its action is taken")
 
+    @CASE.action("complete_task")
     def _do_complete_task(self, a) -> dict:
         kind = self.s.tasks[a.task_id].kind
         self._close_task(a.task_id)
         return {"task_id": a.task_id, "kind": kind}
 
+    @CASE.action("close_case")
     def _do_close_case(self, a) -> dict:
         self._close(a.reason, a.actor, a.note)
         return {"reason": a.reason}
 
+    @CASE.action("add_note")
     def _do_add_note(self, a) -> dict:
         # The text stays in the encrypted state: the audit row says only who, when and what kind.
         self.s.notes.append(CaseNote(at=workflow.now(), by=a.actor.id, role=a.actor.role, contact=a.contact, text=a.note))
@@ -730,27 +773,33 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
     def _escalation_at(self, task_id: str) -> datetime | None:
         return next((at for k, at in self._escalations() if k.endswith(f":{task_id}")), None)
 
+    @CASE.clock("second_notice")
     def _fire_second_notice(self, _: str) -> None:
         self._notify("second_notice", "family")
         self._schedule_application_lapse()
 
+    @CASE.clock("records_reminder")
     def _fire_records_reminder(self, _: str) -> dict:
         n = sum(1 for k in self.s.notices_sent if "/records_reminder/" in k) + 1
         self._notify("records_reminder", "referrer", reminder=n)
         self.s.deadlines["records_reminder"] = self._clock() + self.s.policy.records.reminder_every
         return {"reminder": n}
 
+    @CASE.clock("records_escalation")
     def _fire_records_escalation(self, _: str) -> None:
         days = self.s.policy.records.escalate_after.days
         self._notify("records_escalation", "supervisor", f"Escalation: records outstanding for {self.s.case_id}",
                      f"Medical records for case {self.s.case_id} are outstanding after {days} days.")
 
+    @CASE.clock("appeal_window")
     def _fire_appeal_window(self, _: str) -> None:
         self._close("not_eligible", SYSTEM, "no appeal within the appeal window")
 
+    @CASE.clock("fair_hearing_window")
     def _fire_fair_hearing_window(self, _: str) -> None:
         self._close("not_eligible", SYSTEM, "appeal upheld; no fair hearing requested")
 
+    @CASE.clock("renewal_notice")
     def _fire_renewal_notice(self, _: str) -> None:
         s = self.s
         self._notify("renewal_notice", "family", renew_by=s.renewal_due)
@@ -758,22 +807,27 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                         self._worker(), start_of_day(s.renewal_due, s.policy.timezone))
         self._schedule_renewal_lapse()
 
+    @CASE.clock("enrollment_fee")
     def _fire_enrollment_fee(self, _: str) -> None:
         self._close("enrollment_fee_unpaid", SYSTEM, "enrollment fee unpaid by day 61")
 
+    @CASE.clock("milestone", lasting=True)
     def _fire_milestone(self, age: str) -> None:
         self.s.milestones_done.append(age)
         self._open_milestone_task(int(age))
 
+    @CASE.clock("aged_out", lasting=True)
     def _fire_aged_out(self, _: str) -> None:
         self._close("aged_out", SYSTEM, f"turned {self.s.policy.active.coverage_end_age}")
 
+    @CASE.clock("task_due")
     def _fire_task_due(self, task_id: str) -> None:
         task = self.s.tasks[task_id]
         task.escalated.append("assignee")
         self._notify("task_overdue", "case_manager", f"Task due: {task.title}",
                      f"Task {task.id} on case {self.s.case_id} is due now.", address=task.assignee)
 
+    @CASE.clock("task_grace")
     def _fire_task_grace(self, task_id: str) -> None:
         task = self.s.tasks[task_id]
         task.escalated.append("supervisor")

@@ -22,6 +22,7 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.common import Draft, record_steps, wait_for_deadline
+from workflows.handlers import HandlerTable
 
 with workflow.unsafe.imports_passed_through():
     from models.case import SYSTEM, Actor, Notice, StepRecord, Task, TaskRef
@@ -34,6 +35,7 @@ class StepEngine:
     """Base of ChildCaseWorkflow and RequestWorkflow. Subclasses set ``self.s`` (their state)."""
 
     s: Any
+    HANDLERS: HandlerTable  # its clocks (and, for the case, actions and stage entries)
     LETTER_TO: tuple[str, ...] = ("family",)  # recipients whose notice is a letter
 
     def _setup(self) -> None:
@@ -195,7 +197,7 @@ class StepEngine:
                 if not self._take(key, at, now):
                     continue
                 self._begin()
-                detail = getattr(self, f"_fire_{name}")(arg) or {}
+                detail = self.HANDLERS.clock_of(key).fire(self, arg) or {}
                 self._commit(SYSTEM, f"timer:{name}", {"deadline": self._deadline_detail(key, at), **detail})
         finally:
             self._firing_at = None

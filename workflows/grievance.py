@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from models.request_kinds import GRIEVANCE
     from models.requests import GrievanceInput, GrievanceState, GrievanceStatus, ResolveGrievance
 
+from workflows.handlers import HandlerTable
 from workflows.requests import RequestWorkflow
 
 
@@ -27,8 +28,12 @@ def resolution_due(received: datetime, expedited: bool, policy) -> datetime:
     return received + (p.expedited if expedited else p.resolve_within)
 
 
+CLOCKS = HandlerTable("GrievanceWorkflow")  # its clocks
+
+
 @workflow.defn
 class GrievanceWorkflow(RequestWorkflow):
+    HANDLERS = CLOCKS
     SPEC = GRIEVANCE
     CLOSED = frozenset({"resolved"})
 
@@ -101,13 +106,16 @@ class GrievanceWorkflow(RequestWorkflow):
 
     # ---- timers (follow-ups take the timer's target as their time: self._clock()) ---------
 
+    @CLOCKS.clock("resolution_reminder")
     def _fire_resolution_reminder(self, _: str) -> None:
         self._notify("grievance_reminder", "case_manager", "Reminder: grievance resolution due", self._due_text() + ".")
 
+    @CLOCKS.clock("resolution_escalation")
     def _fire_resolution_escalation(self, _: str) -> None:
         self._notify("grievance_escalation", "supervisor", f"Escalation: grievance due on {self.s.case_id}",
                      self._due_text() + " and is not resolved.")
 
+    @CLOCKS.clock("resolution_overdue")
     def _fire_resolution_overdue(self, _: str) -> None:
         self._notify("grievance_overdue", "supervisor", f"Overdue: grievance on {self.s.case_id}",
                      self._due_text() + f": not resolved at {self._when(self._clock())}.")

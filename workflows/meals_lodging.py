@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 
 from workflows.common import invalid
+from workflows.handlers import HandlerTable
 from workflows.requests import RequestWorkflow
 
 with workflow.unsafe.imports_passed_through():
@@ -51,8 +52,12 @@ def _dollars(amounts: Amounts) -> str:
     return ", ".join(f"{c} ${getattr(amounts, c)}" for c in CATEGORIES if getattr(amounts, c) > 0) or "nothing"
 
 
+CLOCKS = HandlerTable("MealsLodgingWorkflow")  # its clocks
+
+
 @workflow.defn
 class MealsLodgingWorkflow(RequestWorkflow):
+    HANDLERS = CLOCKS
     SPEC = MEALS_LODGING
     CLOSED = frozenset({"paid", "denied", "expired", "withdrawn", "cancelled"})
 
@@ -232,6 +237,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
 
     # ---- timers ---------------------------------------------------------------------
 
+    @CLOCKS.clock("decision_due")
     def _fire_decision_due(self, _: str) -> None:
         s = self.s
         text = (f"The meals and lodging decision on request {s.request_id} ({s.route.replace('_', ' ')}) was due "
@@ -239,6 +245,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
         self._notify("decision_overdue", "case_manager", "Overdue: meals and lodging decision", text)
         self._notify("decision_overdue", "supervisor", f"Overdue: meals and lodging decision on {s.case_id}", text)
 
+    @CLOCKS.clock("receipts_reminder")
     def _fire_receipts_reminder(self, _: str) -> dict:
         s = self.s
         n = sum("/receipts_reminder/" in k for k in s.notices_sent) + 1
@@ -249,6 +256,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
             s.deadlines["receipts_reminder"] = nxt
         return {"reminder": n}
 
+    @CLOCKS.clock("receipts_due")
     def _fire_receipts_due(self, _: str) -> dict:
         s = self.s
         if s.receipts:
