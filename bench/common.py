@@ -38,7 +38,7 @@ from activities.db import start_embedded, stop_embedded
 from migrations import upgrade_async
 from models.converter import Keyring, data_converter
 from models.settings import Settings
-from workers.stack import _dev_server_args, temporal_binary
+from workers.stack import dev_server_args, temporal_binary
 from workers.worker import build_activities, build_worker, ensure_search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,7 +230,7 @@ class DevServer:
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         s = settings(self.home, self.address)
-        self.args = _dev_server_args(s, "127.0.0.1", self.port)
+        self.args = dev_server_args(s, "127.0.0.1", self.port)
         self.log = open(self.home / "temporal.log", "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, start_new_session=True)
 

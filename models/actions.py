@@ -11,8 +11,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from models.base import Typed
 from models.case import Actor, Finances, Role
 from models.referral import Referral
 from models.request_kinds import REQUEST_ACTIONS, REQUEST_ROLES  # noqa: F401 (re-exported)
@@ -22,8 +23,7 @@ STAFF: tuple[Role, ...] = ("case_manager", "supervisor")
 CASE_ID = re.compile(r"^case-[0-9a-f]{20}$")
 
 
-class Action(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Action(Typed):
     actor: Actor
     note: str | None = Field(None, max_length=2000)
 

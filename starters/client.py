@@ -32,28 +32,16 @@ from models.identity import ReferralAnswer, ReferResult
 from models.request_kinds import BY_ACTION, request_kind
 from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingStatus
 from models.case import Actor, CaseInput, CaseStatus
-from models.converter import Keyring, data_converter, load_keyring
+from models.connection import connect  # noqa: F401 (the starters' one import of both)
+from models.errors import CcsError
 from models.policy import Policy
 from models.referral import Child, Referral
-from models.settings import Settings
 from rules.ages import local_today
 from rules.identity import IdentityRefused, new_case_id
 from rules.referral import referral_problems
 
 
 RequestStatus = MealsLodgingStatus | AuthorizationStatus | GrievanceStatus
-
-
-class CcsError(Exception):
-    """An error a person can act on: a message, and what was wrong field by field."""
-
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
-
-    def to_json(self) -> dict:
-        return {"error": self.message, "fields": self.fields}
 
 
 def case_id_for(child: Child, secret: bytes) -> str:
@@ -71,15 +59,6 @@ def fields_of(error: ValidationError) -> dict[str, str]:
     return {".".join(str(p) for p in e["loc"]) or "(root)": e["msg"] for e in error.errors()}
 
 
-async def connect(settings: Settings, keyring: Keyring | None = None) -> Client:
-    keyring = keyring or load_keyring(settings)
-    try:
-        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                    data_converter=data_converter(keyring))
-    except RuntimeError as e:
-        why = "connection refused" if "refused" in str(e).lower() else str(e).splitlines()[0][:160]
-        raise CcsError(f"cannot reach Temporal at {settings.temporal_address} ({why}): "
-                       "is `ccs up` running, or TEMPORAL_ADDRESS set?") from None
 
 
 class Cases:

@@ -211,7 +211,7 @@ async def _hold(args, place: bool) -> None:
     from urllib.parse import quote
 
     from starters.api.cli_verbs import _no_actor_flags, call
-    from starters.cli import _emit
+    from starters.console import emit as _emit
 
     _no_actor_flags(args)
     case = quote(args.case_id, safe="")
@@ -232,7 +232,7 @@ async def cmd_release_hold(args) -> None:
 
 
 async def cmd_keys(args) -> None:
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
 
     settings = _settings()
     if args.batch < 1:
@@ -255,7 +255,7 @@ async def cmd_keys(args) -> None:
 
 
 async def cmd_purge(args) -> None:
-    from starters.cli import _cases, _emit, _settings
+    from starters.console import open_cases as _cases, emit as _emit, load_settings as _settings
     from workers.schedules import PURGE_SCHEDULE_ID
 
     cases = await _cases(_settings())
@@ -266,7 +266,7 @@ async def cmd_purge(args) -> None:
 
 async def cmd_backup(args) -> None:
     from starters.backup import backup
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
 
     manifest = await backup(_settings(), Path(args.dir).resolve())
     keys = "keys.json included: keep this backup as secret as the keys" if manifest["keys_included"] else \
@@ -276,7 +276,7 @@ async def cmd_backup(args) -> None:
 
 async def cmd_restore(args) -> None:
     from starters.backup import restore
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
 
     settings = _settings()
     manifest = await restore(settings, Path(args.dir).resolve())

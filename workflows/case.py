@@ -42,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
         Determination,
         EnrollmentFee,
         Milestone,
+        RequestStart,
+        RequestSummary,
         Stage,
         StageChange,
         Task,
@@ -52,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
     # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
     icd10_codes()
     from models.request_kinds import BY_OPENING_ACTION
-    from models.requests import RequestStart, RequestSummary
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
     from rules.eligibility import residential_financial
@@ -152,7 +153,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             self._events += 6
             try:
                 await workflow.start_child_workflow(
-                    start.workflow, start.input, id=start.input.request_id,
+                    start.workflow, start.input, id=start.input["request_id"],
                     parent_close_policy=ParentClosePolicy.ABANDON,
                 )
             except WorkflowAlreadyStartedError:
@@ -191,7 +192,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                          preferred_language=s.child.preferred_language, jurisdiction=s.jurisdiction,
                          state_decides=s.state_decides, conditions=s.conditions, requested_by=a.actor,
                          request=a.request)
-        s.requests_to_start.append(RequestStart(workflow=kind.workflow, input=inp))
+        s.requests_to_start.append(RequestStart(workflow=kind.workflow, input=inp.model_dump(mode="json")))
         s.requests[inp.request_id] = RequestSummary(
             request_id=inp.request_id, kind=kind.kind, state="starting", summary="request received",
             next_deadline=None, closed=False)
