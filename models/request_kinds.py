@@ -45,12 +45,17 @@ class RequestKindSpec:
     kind: str  # as the case and the records name it: RequestSummary.kind, the record's kind
     prefix: str  # of request IDs: CASE-{prefix}-{n}
     task_prefix: str  # of its task IDs: {task_prefix}{n}-T1
-    workflow: str  # the workflow type (workflows/registry.py registers its class)
+    workflow: str  # the workflow type: its class, in ``module``, is what the worker runs
     input: type
     status: type
     opened_by: str  # the case action that opens it (models/actions.py ACTIONS)
     title: str  # in a case manager's words
     actions: dict[str, RequestActionSpec] = field(default_factory=dict)
+    module: str = ""  # where the workflow class is: workflows.{kind} unless given
+
+    def __post_init__(self) -> None:
+        if not self.module:
+            object.__setattr__(self, "module", f"workflows.{self.kind}")
 
     def request_id(self, case_id: str, n: int) -> str:
         return f"{case_id}-{self.prefix}-{n}"
