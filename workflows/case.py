@@ -3,7 +3,9 @@
 All state lives in one ``CaseState``. Case-manager actions are updates (validated before
 anything changes); deadlines are absolute times in the state, so they survive
 continue-as-new; every step queues one ``StepRecord`` that the main loop persists
-(audit row, tasks, notices, read model) through one idempotent activity.
+(audit row, tasks, notices, read model) through one idempotent activity. The machinery is the
+step engine's (workflows/engine.py); the actions, clocks and stage entries here are declared
+with their handlers (workflows/handlers.py ``CASE``).
 """
 
 from __future__ import annotations
