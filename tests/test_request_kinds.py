@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from activities.records import kind_of as records_kind_of
 from models.actions import ACTIONS
 from models.request_kinds import BY_ACTION, REQUEST_KINDS, case_of, request_kind
+from starters.api.scope import case_of as scope_case_of
 from workflows.registry import REQUEST_WORKFLOWS
 
 CASE = "case-3f2a9c0d1e4b5a6c7d8e"
@@ -18,6 +20,8 @@ def test_every_kind_round_trips_its_request_id(kind):
     rid = spec.request_id(CASE, 12)
     assert rid == f"{CASE}-{spec.prefix}-12"
     assert request_kind(rid) is spec and case_of(rid) == CASE
+    # The case records file it under its kind, and the API scopes it by its case.
+    assert records_kind_of(rid) == kind and scope_case_of(rid) == CASE
     # The status and input models read the ID, and the status names the same kind.
     assert spec.status.model_fields["kind"].default == kind
     assert spec.input.model_fields["request_id"].is_required()
