@@ -5,7 +5,6 @@ Temporal has deleted its workflow. Record events (holds, purge) are audited here
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,15 +15,13 @@ from temporalio.converter import PayloadCodec
 
 from activities.tables import AuditRow, CaseRecordRow, CaseRow, SnapshotRow
 from models.converter import ENCODING, KEY_ID
-from models.requests import REQUEST_ID
-
-RECORD_KINDS = {"ml": "meals_lodging", "sar": "authorization", "grv": "grievance"}
+from models.request_kinds import request_kind
 
 
 def kind_of(source: str) -> str:
     """``case``, or the request kind of a request workflow ID (``CASE-ml-1``, ``CASE-sar-2``)."""
-    m = re.match(REQUEST_ID, source)
-    return RECORD_KINDS[m.group(1)] if m else "case"
+    spec = request_kind(source)
+    return spec.kind if spec else "case"
 
 
 async def seal(codec: PayloadCodec, status: dict[str, Any]) -> tuple[str, bytes]:

@@ -10,7 +10,6 @@ test: the figures are measured and written down, never asserted.
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import json
 import math
@@ -18,8 +17,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,11 +31,13 @@ from typing import Any
 
 from temporalio.client import Client
 
-from activities.db import start_embedded, stop_embedded
+from activities.db import stop_embedded
 from migrations import upgrade_async
 from models.converter import Keyring, data_converter
 from models.settings import Settings
-from workers.stack import _dev_server_args, temporal_binary
+from tests.rig import DevServer, free_port, keyring_env, start_postgres, worker_env  # noqa: F401 (bench modules use them)
+from tests.rig import WorkerProcess as RigWorker, stack_settings as settings
+from workers.stack import temporal_binary
 from workers.worker import build_activities, build_worker, ensure_search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,6 +177,7 @@ def referral(i: int, *, county: str = "Kern", dob: date | None = None, tag: str 
     """A synthetic child, distinct for each ``i`` (the case ID comes from name and birth date)."""
     data = copy.deepcopy(_REFERRAL)
     data["child"]["first_name"] = f"Bench{tag}{i}"
+    data["child"].pop("cin", None)  # the example's Medi-Cal number would make every child one child
     data["child"]["county"] = county
     if dob is not None:
         data["child"]["date_of_birth"] = dob.isoformat()
@@ -191,78 +191,8 @@ def new_keyring() -> Keyring:
     return Keyring(keys={"bench": os.urandom(32)}, active="bench", case_id_secret=os.urandom(32))
 
 
-def keyring_env(keyring: Keyring) -> dict[str, str]:
-    keys = ",".join(f"{kid}:{base64.b64encode(k).decode()}" for kid, k in keyring.keys.items())
-    return {"CCS_ENCRYPTION_KEYS": keys, "CCS_CASE_ID_SECRET": base64.b64encode(keyring.case_id_secret).decode()}
-
-
-# ---- services --------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def settings(home: Path, address: str, database_url: str | None = None, task_queue: str = "bench",
-             max_cached: int = 1000) -> Settings:
-    values = {
-        "CCS_HOME": str(home), "TEMPORAL_ADDRESS": address, "CCS_TASK_QUEUE": task_queue,
-        "CCS_MAX_CACHED_WORKFLOWS": max_cached, "CCS_NOTIFY_CHANNEL": "mailbox",
-        "CCS_TEMPORAL_UI_PORT": free_port(), "CCS_CODEC_PORT": free_port(),
-    }
-    if database_url:
-        values["DATABASE_URL"] = database_url
-    return Settings(_env_file=None, **values)
-
-
-class DevServer:
-    """`temporal server start-dev` with the flags `ccs up` uses (workers/stack.py), persisted
-    to SQLite (WAL, synchronous=normal) in ``home``, with the SPEC's search attributes."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.args: list[str] = []
-
-    def start(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        s = settings(self.home, self.address)
-        self.args = _dev_server_args(s, "127.0.0.1", self.port)
-        self.log = open(self.home / "temporal.log", "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, start_new_session=True)
-
-    async def connect(self, keyring: Keyring, timeout: float = 60) -> Client:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the dev server exited ({self.proc.returncode}); see {self.home}/temporal.log")
-            try:
-                return await Client.connect(self.address, data_converter=data_converter(keyring))
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.3)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-
-    def db_size_mb(self) -> float:
-        return sum(p.stat().st_size for p in self.home.glob("temporal.db*")) / 1024 / 1024
+# ---- services: the test rig (tests/rig.py) ------------------------------------------------
+# keyring_env, free_port, settings (stack_settings), start_postgres and DevServer come from it.
 
 
 @dataclass
@@ -293,13 +223,6 @@ class Stack:
         return WorkerProcess(self, task_queue, max_cached, argv, env)
 
 
-def start_postgres(pgdata: Path) -> str:
-    # The embedded server runs as its own system user when we are root: it must reach the directory.
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    pgdata.parent.chmod(0o755)
-    return start_embedded(pgdata)
-
-
 @asynccontextmanager
 async def stack(label: str = "bench"):
     """PostgreSQL (embedded, migrated) and the dev server, in one temporary directory."""
@@ -307,13 +230,13 @@ async def stack(label: str = "bench"):
     tmp.chmod(0o755)
     keyring = new_keyring()
     pgdata = tmp / "pg" / "data"
-    server = DevServer(tmp / "temporal")
+    server = DevServer(tmp / "temporal", headless=False)
     try:
         t0 = time.perf_counter()
         url = await asyncio.to_thread(start_postgres, pgdata)
         await upgrade_async(url)
         server.start()
-        client = await server.connect(keyring)
+        client = await server.connect(data_converter(keyring))
         await ensure_search_attributes(client, "default")
         log(f"stack up in {time.perf_counter() - t0:.1f}s: PostgreSQL {url.rsplit('@', 1)[-1]}, "
             f"Temporal {server.address}, dir {tmp}")
@@ -329,10 +252,10 @@ async def stack(label: str = "bench"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class WorkerProcess:
-    """`ccs worker` (or ``argv``) as a subprocess, so its memory and CPU are its own, configured
-    through the environment as an operator would (DATABASE_URL, CCS_MAX_CACHED_WORKFLOWS,
-    CCS_ENCRYPTION_KEYS, CCS_CASE_ID_SECRET, ...).
+class WorkerProcess(RigWorker):
+    """`ccs worker` (or ``argv``) as a subprocess (tests/rig.py), so its memory and CPU are its
+    own, configured through the environment as an operator would (DATABASE_URL,
+    CCS_MAX_CACHED_WORKFLOWS, CCS_ENCRYPTION_KEYS, CCS_CASE_ID_SECRET, ...).
 
     By default it runs as on a machine with PYTHONDONTWRITEBYTECODE=1: no
     bytecode files for the project's code, whatever `__pycache__` directories other runs left
@@ -342,58 +265,29 @@ class WorkerProcess:
     def __init__(self, st: Stack, task_queue: str, max_cached: int, argv: list[str] | None = None,
                  extra_env: dict[str, str | None] | None = None) -> None:
         self.name = task_queue
-        self.home = st.tmp / f"worker-{task_queue}-{max_cached}"
-        self.home.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CCS_", "TEMPORAL_")) and k != "DATABASE_URL"}
-        env.update(keyring_env(st.keyring))
-        env.update({
-            "TEMPORAL_ADDRESS": st.server.address, "DATABASE_URL": st.database_url,
-            "CCS_TASK_QUEUE": task_queue, "CCS_MAX_CACHED_WORKFLOWS": str(max_cached),
-            "CCS_HOME": str(self.home), "CCS_ENV_FILE": str(self.home / "none.env"),
-            "CCS_NOTIFY_CHANNEL": "mailbox", "PYTHONPATH": str(ROOT),
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(st.tmp / "no-bytecode"),
-        })
+        home = st.tmp / f"worker-{task_queue}-{max_cached}"
+        env = worker_env(home, st.database_url, st.server.address, task_queue, st.keyring,
+                         CCS_MAX_CACHED_WORKFLOWS=str(max_cached), CCS_NOTIFY_CHANNEL="mailbox",
+                         PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1",
+                         PYTHONPYCACHEPREFIX=str(st.tmp / "no-bytecode"))
         for k, v in (extra_env or {}).items():  # None removes a variable
             if v is None:
                 env.pop(k, None)
             else:
                 env[k] = v
-        self.env, self.max_cached = env, max_cached
-        self.argv = argv or [str(BIN / "ccs"), "worker"]
-        self.proc: subprocess.Popen | None = None
+        super().__init__(env, home, argv or [str(BIN / "ccs"), "worker"])
+        self.max_cached = max_cached
         st.workers.append(self)
 
     async def start(self, timeout: float = 240) -> None:
-        self.out = self.home / "worker.log"
-        fh = open(self.out, "ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.home,
-                                     stdout=fh, stderr=fh, start_new_session=True)
-        fh.close()
-        deadline = time.monotonic() + timeout
-        while "worker on" not in self.out.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"`ccs worker` did not start: {self.out.read_text(errors='replace')[-2000:]}")
-            await asyncio.sleep(0.2)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+        super().start()
+        await self.wait_ready(timeout)
 
     def rss_mb(self) -> float:
         return rss_mb(self.proc.pid)
 
     def peak_mb(self) -> float:
         return rss_mb(self.proc.pid, "VmHWM")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ---- RESULTS.md ------------------------------------------------------------------------

@@ -11,29 +11,19 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from models.base import Typed
 from models.case import Actor, Finances, Role
 from models.referral import Referral
-from models.requests import (
-    DecideAuthorization,
-    DecideMealsLodging,
-    ExtendAuthorization,
-    FileGrievance,
-    RecordInformation,
-    RequestAuthorization,
-    RequestInformation,
-    RequestMealsLodging,
-    ResolveGrievance,
-    SubmitReceipts,
-)
+from models.request_kinds import REQUEST_ACTIONS, REQUEST_ROLES  # noqa: F401 (re-exported)
+from models.requests import FileGrievance, RequestAuthorization, RequestMealsLodging
 
 STAFF: tuple[Role, ...] = ("case_manager", "supervisor")
 CASE_ID = re.compile(r"^case-[0-9a-f]{20}$")
 
 
-class Action(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Action(Typed):
     actor: Actor
     note: str | None = Field(None, max_length=2000)
 
@@ -201,27 +191,8 @@ ACTIONS: dict[str, ActionSpec] = {
                                              "a decision on a possible duplicate"),
 }
 
-# Actions on one request of a case: they go to the request's own workflow (data.request_id).
-REQUEST_ACTIONS: dict[str, type] = {
-    "decide_meals_lodging": DecideMealsLodging,
-    "submit_receipts": SubmitReceipts,
-    "decide_authorization": DecideAuthorization,
-    "extend_authorization": ExtendAuthorization,
-    "request_information": RequestInformation,
-    "record_information": RecordInformation,
-    "resolve_grievance": ResolveGrievance,
-}
-# Who may take each request action; the request workflows check the same tuples.
-REQUEST_ROLES: dict[str, tuple[Role, ...]] = {
-    "decide_meals_lodging": STAFF,
-    "submit_receipts": (*STAFF, "intake_clerk"),
-    # In a dependent county the State decides (state_reviewer); the workflow checks which applies.
-    "decide_authorization": (*STAFF, "medical_consultant", "state_reviewer"),
-    "extend_authorization": (*STAFF, "medical_consultant", "state_reviewer"),
-    "request_information": (*STAFF, "medical_consultant"),
-    "record_information": (*STAFF, "medical_consultant", "intake_clerk"),
-    "resolve_grievance": STAFF,
-}
+# Actions on one request of a case (REQUEST_ACTIONS, REQUEST_ROLES) go to the request's own
+# workflow (data.request_id); they are declared with their kind in models/request_kinds.py.
 
 # What each stage waits for, in a case manager's words.
 WAITING_FOR: dict[str, str] = {

@@ -7,7 +7,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from models.base import Model as _Model, Typed
 
 from models.policy import Policy
 from models.referral import Child, MediCal, Referral, Referrer, ReferrerKind
@@ -25,10 +27,6 @@ Program = Literal["treatment", "diagnosis_only", "mtp", "hrif", "adopted_known_c
 Recipient = Literal["family", "referrer", "case_manager", "supervisor", "reviewer"]
 
 SYSTEM_ACTOR_ID = "ccs-timer"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Actor(_Model):
@@ -222,6 +220,25 @@ class StepRecord(_Model):
     record: CaseRecord | None = None  # the case's read model; only the case workflow sets it
 
 
+class RequestSummary(Typed):
+    """What a request tells its case on every change (signal ``request_changed``)."""
+
+    request_id: str
+    kind: str  # a kind of models/request_kinds.py
+    state: str
+    summary: str
+    next_deadline: datetime | None  # the earliest due time of the request's open tasks
+    closed: bool
+
+
+class RequestStart(Typed):
+    """A request the case has accepted and will start as a child workflow: its workflow type
+    and input (models/request_kinds.py), as the JSON the child workflow reads."""
+
+    workflow: str
+    input: dict[str, Any]
+
+
 class Milestone(_Model):
     name: str
     at: datetime
@@ -322,5 +339,3 @@ class CaseState(_Model):
     notes: list[CaseNote] = Field(default_factory=list)
 
 
-# CaseState, CaseStatus and CaseInput refer to request models (RequestSummary, RequestStart):
-# models/requests.py completes them when it loads, and models/__init__ loads both.

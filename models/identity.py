@@ -6,17 +6,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from models.base import Model as _Model
 
 from models.case import Actor, CaseStatus
 from models.referral import ReferrerKind
 
 # How the identity index placed a referral (rules/identity.py).
 IdentityOutcome = Literal["new_case", "same_cin", "same_name_dob", "cin_added", "possible_duplicate"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ReferResult(_Model):

@@ -6,17 +6,15 @@ import re
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from models.base import Typed as _Model
 
 from letters.catalog import PREFERRED
 
 ReferrerKind = Literal["parent", "self", "pcp", "specialist", "hospital", "health_plan", "other"]
 
 _CIN = re.compile(r"^[0-9]{8}[A-Z]$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Contact(_Model):

@@ -9,15 +9,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from models.case import Actor, Condition, Role, StepRecord, Task
+from models.base import Typed as _Model
+
+from models.case import Actor, Condition, RequestStart, RequestSummary, Role, StepRecord, Task  # noqa: F401
 from models.policy import Policy
 
 # Sane ceilings for one trip: anything larger is a typing error, not a family's expense.
 MAX_AMOUNT = Decimal("20000")
 MAX_TRIP_DAYS = 90
-REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-(ml|sar|grv)-[0-9]{1,4}$"
+# A request's ID: its case's, its kind's prefix (models/request_kinds.py), its number.
+REQUEST_ID = r"^[A-Za-z0-9_.-]{1,80}-([a-z]{2,4})-[0-9]{1,4}$"
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, max_digits=8, decimal_places=2)]
 # "fares": bus, train or air tickets (mode of travel), receipted like the others.
@@ -25,7 +28,6 @@ Category = Literal["meals", "lodging", "mileage", "parking", "tolls", "fares"]
 CATEGORIES: tuple[Category, ...] = ("meals", "lodging", "mileage", "parking", "tolls", "fares")
 Relationship = Literal["child", "parent", "guardian", "caregiver", "sibling", "other"]
 Outcome = Literal["approve", "modify", "deny"]
-RequestKind = Literal["meals_lodging", "authorization", "grievance"]
 MealsLodgingPhase = Literal[
     "awaiting_decision", "approved", "paying", "paid", "denied", "expired", "withdrawn", "cancelled"
 ]
@@ -33,10 +35,6 @@ MealsLodgingPhase = Literal[
 GrievancePhase = Literal["open", "resolved"]
 AuthorizationPhase = Literal["awaiting_decision", "pended", "approved", "denied", "withdrawn"]
 Route = Literal["prior_approval", "exception_review"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Totals(_Model):
@@ -386,39 +384,3 @@ class GrievanceState(GrievanceStatus, _Internals):
     pass
 
 
-class RequestSummary(_Model):
-    """What a request tells its case on every change (signal ``request_changed``)."""
-
-    request_id: str
-    kind: RequestKind
-    state: str
-    summary: str
-    next_deadline: datetime | None  # the earliest due time of the request's open tasks
-    closed: bool
-
-
-class RequestStart(_Model):
-    """A request the case has accepted and will start as a child workflow."""
-
-    workflow: Literal["MealsLodgingWorkflow", "ServiceAuthorizationWorkflow", "GrievanceWorkflow"]
-    input: MealsLodgingInput | AuthorizationInput | GrievanceInput
-
-
-# A request's status model by the infix of its ID (CASE-ml-1, CASE-sar-2, CASE-grv-3).
-STATUS_BY_INFIX: dict[str, type[_RequestStatus]] = {
-    "ml": MealsLodgingStatus, "sar": AuthorizationStatus, "grv": GrievanceStatus}
-
-
-def request_status_model(request_id: str) -> type[_RequestStatus]:
-    return STATUS_BY_INFIX[request_id.rsplit("-", 2)[-2]]
-
-
-def _complete_case_models() -> None:
-    from models import case
-
-    names = {"RequestSummary": RequestSummary, "RequestStart": RequestStart}
-    for model in (case.CaseStatus, case.CaseState, case.CaseInput):
-        model.model_rebuild(_types_namespace=names)
-
-
-_complete_case_models()

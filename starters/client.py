@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,30 +29,19 @@ from temporalio.service import RPCStatusCode
 from activities.identity import keys_of, resolve_and_claim
 from models.actions import ACTIONS, REQUEST_ACTIONS, Refer
 from models.identity import ReferralAnswer, ReferResult
-from models.requests import REQUEST_ID, AuthorizationStatus, GrievanceStatus, MealsLodgingStatus, request_status_model
+from models.request_kinds import BY_ACTION, request_kind
+from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingStatus
 from models.case import Actor, CaseInput, CaseStatus
-from models.converter import Keyring, data_converter, load_keyring
+from models.connection import connect  # noqa: F401 (the starters' one import of both)
+from models.errors import CcsError
 from models.policy import Policy
 from models.referral import Child, Referral
-from models.settings import Settings
 from rules.ages import local_today
 from rules.identity import IdentityRefused, new_case_id
 from rules.referral import referral_problems
 
 
 RequestStatus = MealsLodgingStatus | AuthorizationStatus | GrievanceStatus
-
-
-class CcsError(Exception):
-    """An error a person can act on: a message, and what was wrong field by field."""
-
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
-
-    def to_json(self) -> dict:
-        return {"error": self.message, "fields": self.fields}
 
 
 def case_id_for(child: Child, secret: bytes) -> str:
@@ -71,15 +59,6 @@ def fields_of(error: ValidationError) -> dict[str, str]:
     return {".".join(str(p) for p in e["loc"]) or "(root)": e["msg"] for e in error.errors()}
 
 
-async def connect(settings: Settings, keyring: Keyring | None = None) -> Client:
-    keyring = keyring or load_keyring(settings)
-    try:
-        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                    data_converter=data_converter(keyring))
-    except RuntimeError as e:
-        why = "connection refused" if "refused" in str(e).lower() else str(e).splitlines()[0][:160]
-        raise CcsError(f"cannot reach Temporal at {settings.temporal_address} ({why}): "
-                       "is `ccs up` running, or TEMPORAL_ADDRESS set?") from None
 
 
 class Cases:
@@ -189,8 +168,13 @@ class Cases:
         if not action.request_id.startswith(f"{case_id}-"):
             raise CcsError(f"request {action.request_id} is not a request of case {case_id}",
                            {"request_id": "belongs to another case"})
+        kind, wanted = request_kind(action.request_id), BY_ACTION[name]
+        if kind is not wanted:
+            what = f"a {kind.title} request" if kind else "no request of a known kind"
+            raise CcsError(f"{name} acts on {wanted.title} requests ({case_id}-{wanted.prefix}-N); "
+                           f"{action.request_id} is {what}", {"request_id": f"not a {wanted.title} request"})
         handle = self.client.get_workflow_handle(action.request_id)
-        result_type = request_status_model(action.request_id)
+        result_type = kind.status
         try:
             return await handle.execute_update(name, action, result_type=result_type)
         except WorkflowUpdateFailedError as e:
@@ -208,9 +192,9 @@ class Cases:
         """A case's status, or one request's (``CASE-ml-1``, ``CASE-sar-2``)."""
         handle = self.client.get_workflow_handle(case_id)
         try:
-            if re.match(REQUEST_ID, case_id):
-                kind = request_status_model(case_id)
-                return await handle.query("status", result_type=kind)
+            kind = request_kind(case_id)
+            if kind is not None:
+                return await handle.query("status", result_type=kind.status)
             return await handle.query("status", result_type=CaseStatus)
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND and self.records is not None:

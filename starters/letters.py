@@ -56,7 +56,7 @@ def _write(store: LetterStore, rows, out: Path | None) -> list[dict]:
 async def cmd_letters(args) -> None:
     from activities.db import make_engine, session_factory
     from models.converter import load_keyring
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
     from starters.supervisor import _table, database_url_for_cli
 
     if args.what == "list" and not args.case_id:

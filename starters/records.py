@@ -20,12 +20,11 @@ from activities.tables import CaseRecordRow, CaseRow, LegalHoldRow, SnapshotRow
 from models.case import Actor, CaseStatus
 from models.converter import EncryptionCodec, parse_keys
 from models.records import MATTER
-from models.requests import AuthorizationStatus, GrievanceStatus, MealsLodgingStatus
+from models.request_kinds import REQUEST_KINDS, case_of
 from models.settings import Settings
 from starters.client import CcsError
 
-STATUS_MODELS = {"case": CaseStatus, "meals_lodging": MealsLodgingStatus, "authorization": AuthorizationStatus,
-                 "grievance": GrievanceStatus}
+STATUS_MODELS = {"case": CaseStatus, **{k.kind: k.status for k in REQUEST_KINDS.values()}}
 
 
 class Records:
@@ -39,7 +38,7 @@ class Records:
         async with self.sessions() as session:
             row = await session.get(SnapshotRow, source)
             if row is None:
-                case_id = re.sub(r"-(ml|sar|grv)-[0-9]+$", "", source)
+                case_id = case_of(source)
                 rec = await session.get(CaseRecordRow, case_id)
                 if rec is not None and rec.purged_at is not None:
                     raise CcsError(f"the record of case {case_id} was purged on {rec.purged_at:%Y-%m-%d} "
@@ -212,7 +211,7 @@ async def _hold(args, place: bool) -> None:
     from urllib.parse import quote
 
     from starters.api.cli_verbs import _no_actor_flags, call
-    from starters.cli import _emit
+    from starters.console import emit as _emit
 
     _no_actor_flags(args)
     case = quote(args.case_id, safe="")
@@ -233,7 +232,7 @@ async def cmd_release_hold(args) -> None:
 
 
 async def cmd_keys(args) -> None:
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
 
     settings = _settings()
     if args.batch < 1:
@@ -256,7 +255,7 @@ async def cmd_keys(args) -> None:
 
 
 async def cmd_purge(args) -> None:
-    from starters.cli import _cases, _emit, _settings
+    from starters.console import open_cases as _cases, emit as _emit, load_settings as _settings
     from workers.schedules import PURGE_SCHEDULE_ID
 
     cases = await _cases(_settings())
@@ -267,7 +266,7 @@ async def cmd_purge(args) -> None:
 
 async def cmd_backup(args) -> None:
     from starters.backup import backup
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
 
     manifest = await backup(_settings(), Path(args.dir).resolve())
     keys = "keys.json included: keep this backup as secret as the keys" if manifest["keys_included"] else \
@@ -277,7 +276,7 @@ async def cmd_backup(args) -> None:
 
 async def cmd_restore(args) -> None:
     from starters.backup import restore
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
 
     settings = _settings()
     manifest = await restore(settings, Path(args.dir).resolve())

@@ -13,15 +13,12 @@ its random moments from a seed it prints on failure; CCS_FAULT_SEED=<seed> repla
 from __future__ import annotations
 
 import asyncio
-import base64
 import email
 import email.policy
 import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,7 +43,6 @@ from activities.notify import MailboxChannel, Notifier, message_id
 from activities.storage import CaseActivities
 from activities.tables import AuditRow, CaseRow, OutboxRow, TaskRow
 from migrations import upgrade_async
-from models import search
 from models.actions import ACTIONS
 from models.case import CaseStatus, StepRecord
 from models.policy import Policy
@@ -56,12 +52,13 @@ from tests.conftest import CONVERTER, INTAKE, KEYRING, cases_for
 from tests.helpers import CM, MC, SUP, act, kinds, referral
 from tests.test_bad_input import _payloads
 from tests.canary.test_stale_clock import fired_then_waiting
-from tests.test_notify import CountingChannel, free_port
-from workers.stack import _SA_CLI_TYPES, temporal_binary
+from tests.rig import DevServer, WorkerProcess, start_postgres
+from tests.rig import worker_env as stack_worker_env
+from tests.helpers import free_port
+from tests.test_notify import CountingChannel
 from workers.worker import build_worker
 from workflows.registry import WORKFLOWS
 
-CCS = str(Path(sys.executable).parent / "ccs")
 MAIL_FROM = "ccs@county.example"
 SUPERVISOR = "supervisor@county.example"
 ELIGIBLE = {"residential_in_county": True, "full_scope_medi_cal": True}
@@ -273,41 +270,24 @@ class FaultSmtp:
 
 
 def worker_env(home: Path, database_url: str, address: str, queue: str, smtp_port: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CCS_", "TEMPORAL_")) and k != "DATABASE_URL"}
-    keys = ",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in KEYRING.keys.items())
-    assert keys.startswith(KEYRING.active + ":")  # the first key encrypts
-    env.update(
-        TEMPORAL_ADDRESS=address, DATABASE_URL=database_url, CCS_TASK_QUEUE=queue, CCS_HOME=str(home),
-        CCS_ENV_FILE=str(home / "no.env"), CCS_ENCRYPTION_KEYS=keys,
-        CCS_CASE_ID_SECRET=base64.b64encode(KEYRING.case_id_secret).decode(),
+    """`ccs worker` with the test keyring, sending notices to the fault SMTP server."""
+    return stack_worker_env(
+        home, database_url, address, queue, KEYRING,
         CCS_NOTIFY_CHANNEL="smtp", CCS_SMTP_HOST="127.0.0.1", CCS_SMTP_PORT=str(smtp_port),
         CCS_SMTP_ALLOW_PLAIN="true",  # a plain local test server (TLS: tests/test_letter_delivery.py)
         CCS_MAIL_FROM=MAIL_FROM, CCS_SUPERVISOR_EMAIL=SUPERVISOR,
     )
-    return env
 
 
-class WorkerProcess:
-    """`ccs worker` as a subprocess: started, SIGKILLed, restarted."""
+class KillableWorker(WorkerProcess):
+    """`ccs worker` (tests/rig.py), SIGKILLed at chosen moments and restarted."""
 
     def __init__(self, env: dict, home: Path, smtp: FaultSmtp, sessions, rng: random.Random) -> None:
-        self.env, self.home, self.smtp, self.sessions, self.rng = env, home, smtp, sessions, rng
-        self.proc: subprocess.Popen | None = None
-        self.started = 0
+        super().__init__(env, home)
+        self.smtp, self.sessions, self.rng = smtp, sessions, rng
         self.kills: list[str] = []
         self.lock = asyncio.Lock()
         self.t0 = time.monotonic()
-
-    def start(self) -> None:
-        self.started += 1
-        log = open(self.home / f"worker-{self.started}.log", "wb")
-        self.proc = subprocess.Popen([CCS, "worker"], env=self.env, cwd=self.home, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in sorted(self.home.glob("worker-*.log")))
 
     async def _outbox_caught_up(self) -> None:
         """Every message the SMTP server accepted is committed 'sent' (no kill inside that window)."""
@@ -344,17 +324,6 @@ class WorkerProcess:
             self.start()
             return True
 
-    async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), 20)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
-
 
 @pytest_asyncio.fixture
 async def worker_rig(dev_env, database_url, engine, sessions):
@@ -366,12 +335,12 @@ async def worker_rig(dev_env, database_url, engine, sessions):
     queue = f"tq-fault-{uuid.uuid4().hex[:8]}"
     address = dev_env.client.service_client.config.target_host
     with FaultSmtp() as smtp:
-        workers = WorkerProcess(worker_env(home, database_url, address, queue, smtp.port), home, smtp, sessions, rng)
+        workers = KillableWorker(worker_env(home, database_url, address, queue, smtp.port), home, smtp, sessions, rng)
         workers.start()
         try:
             yield workers, smtp, cases_for(dev_env, queue, FAST), rng, seed
         finally:
-            await workers.stop()
+            await workers.stop_async()
             shutil.rmtree(home, ignore_errors=True)
 
 
@@ -597,7 +566,7 @@ async def test_worker_killed_between_smtp_accept_and_outbox_commit(worker_rig, s
     assert set(ids) == {message_id(packet, "county.example")}  # a receiver can drop the copy by Message-ID
 
 
-async def query_through_a_restart(workers: WorkerProcess, cases: Cases, wid: str, due: datetime) -> None:
+async def query_through_a_restart(workers: KillableWorker, cases: Cases, wid: str, due: datetime) -> None:
     """SIGKILL the worker while ``wid`` waits on a timer due at ``due``; ask `ccs show` three
     times while no worker is up and the timer fires; then start a worker, which answers."""
     workers.proc.send_signal(signal.SIGKILL)
@@ -699,9 +668,8 @@ async def test_query_on_a_request_while_the_worker_restarts(worker_rig, sessions
 def private_pg():
     """A PostgreSQL of this test's own, so stopping it disturbs no other test."""
     base = Path(tempfile.mkdtemp(prefix="ccs-fault-pg-"))
-    base.chmod(0o755)  # the embedded server runs as its own system user
     pgdata = base / "data"
-    url = start_embedded(pgdata)
+    url = start_postgres(pgdata)
     yield pgdata, url
     stop_embedded(pgdata)
     shutil.rmtree(base, ignore_errors=True)
@@ -786,51 +754,6 @@ async def test_postgres_down_mid_lifecycle(dev_env, private_pg, tmp_path):
 # ---- 3. the Temporal server restarted ------------------------------------------------------
 
 
-class DevServer:
-    """`temporal server start-dev` on a file, a port, and the SPEC's search attributes."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port, self.ui_port = free_port(), free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.runs = 0
-
-    def start(self) -> None:
-        self.runs += 1
-        args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
-                "--ui-port", str(self.ui_port), "--headless", "--db-filename", str(self.home / "t.db"),
-                "--log-level", "warn"]
-        for key in search.ALL:
-            args += ["--search-attribute", f"{key.name}={_SA_CLI_TYPES[key.indexed_value_type.name]}"]
-        log = open(self.home / f"temporal-{self.runs}.log", "wb")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-
-    async def connect(self) -> Client:
-        async def probe():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the dev server exited ({self.proc.returncode}): {self.logs()}")
-            try:
-                return await Client.connect(self.address, data_converter=CONVERTER)
-            except RuntimeError:
-                return None
-
-        return await until(probe, 30, "the dev server to accept connections", every=0.25)
-
-    async def stop(self, sig=signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 20)
-            except asyncio.TimeoutError:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait)
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.home.glob("temporal-*.log")))
-
-
 @pytest_asyncio.fixture
 async def own_dev_server():
     home = Path(tempfile.mkdtemp(prefix="ccs-fault-temporal-"))
@@ -839,7 +762,7 @@ async def own_dev_server():
     try:
         yield server
     finally:
-        await server.stop()
+        await server.stop_async()
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -852,7 +775,7 @@ async def test_temporal_server_restarted(own_dev_server, activities, sessions, t
     take actions; PostgreSQL holds every step once."""
     started = time.monotonic()
     server = own_dev_server
-    client = await server.connect()
+    client = await server.connect(CONVERTER, timeout=30)
     policy = Policy.model_validate({"intake": {"second_notice_after": "PT6S"}, "records": {"reminder_every": "PT5S"}})
     queue = f"tq-fault-restart-{uuid.uuid4().hex[:8]}"
     secret = os.urandom(32)
@@ -866,13 +789,13 @@ async def test_temporal_server_restarted(own_dev_server, activities, sessions, t
         for cid in (a.case_id, b.case_id):  # at rest: no step in flight while the server goes
             await until(lambda cid=cid: settled(client, sessions, cid), 10, f"{cid} at rest")
 
-        await server.stop()
+        await server.stop_async()
         stopped_at = datetime.now(timezone.utc)
         assert stopped_at < min(dues), "the server stopped too late for the test to mean anything"
         await until(lambda: asyncio.sleep(0, result=datetime.now(timezone.utc) > max(dues) + timedelta(seconds=1)),
                     10, "the timers to come due while the server is down")
         server.start()
-        client2 = await server.connect()
+        client2 = await server.connect(CONVERTER, timeout=30)
         restarted_at = time.monotonic()
         cases2 = Cases(client2, queue, policy, secret)
         for cid in (a.case_id, b.case_id):

@@ -256,3 +256,33 @@ async def test_meals_and_lodging_from_request_to_reimbursement(office):
     page = await http.get(r.headers["location"])
     assert "Reimbursement as computed: $26.50" in _text(page.text)
     await http.aclose()
+
+
+async def test_a_grievance_is_linked_from_its_case_and_resolved_on_its_page(office):
+    """Every request kind has its page (models/request_kinds.py): a grievance too."""
+    from models.case import Actor
+
+    cases = office.services.cases
+    referral = forms.parse({**REFERRAL_FORM, "child.last_name": f"Grieves{uuid.uuid4().hex[:6]}"})
+    case_id = (await cases.refer(referral, Actor(id="clerk.web", role="intake_clerk"))).case_id
+    http = await _browser(office, "cm")
+    r = await http.post(f"/cases/{case_id}/actions/file_grievance", data={
+        "request.about": "delay", "request.summary": "Six weeks without a first visit.", "request.expedited": "false"})
+    assert r.status_code == 303, _text(r.text)[:2000]
+    request_id = f"{case_id}-grv-1"
+    for _ in range(50):  # the case starts the request's own workflow a moment later
+        page = await http.get(f"/cases/{case_id}/requests/{request_id}")
+        if page.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert page.status_code == 200 and "resolve_grievance" in page.text
+    assert f'href="/cases/{case_id}/requests/{request_id}"' in (await http.get(f"/cases/{case_id}")).text
+    r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/resolve_grievance",
+                        data={"resolution": "We booked the first visit for next week."})
+    assert r.status_code == 303, _text(r.text)[:2000]
+    page = await http.get(r.headers["location"])
+    assert "resolved" in _text(page.text) and "/actions/resolve_grievance" not in page.text
+    # An action of another kind is no action of a grievance.
+    r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/decide_meals_lodging", data={})
+    assert r.status_code == 404
+    await http.aclose()

@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from models.actions import REQUEST_ROLES
+    from models.request_kinds import AUTHORIZATION
     from models.requests import (
         AuthorizationDecision,
         AuthorizationInput,
@@ -32,13 +32,18 @@ with workflow.unsafe.imports_passed_through():
     )
     from rules.reimbursement import authorization_due, authorization_extended_due, authorization_number
 
-from workflows.meals_lodging import RequestWorkflow, invalid
+from workflows.common import invalid
+from workflows.handlers import HandlerTable
+from workflows.requests import RequestWorkflow
+
+
+CLOCKS = HandlerTable("ServiceAuthorizationWorkflow")  # its clocks
 
 
 @workflow.defn
 class ServiceAuthorizationWorkflow(RequestWorkflow):
-    KIND = "authorization"
-    PREFIX = "SAR"
+    HANDLERS = CLOCKS
+    SPEC = AUTHORIZATION
     CLOSED = frozenset({"approved", "denied", "withdrawn"})
 
     @workflow.init
@@ -66,9 +71,6 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     def status(self) -> AuthorizationStatus:
         return self._status()
 
-    def _status(self) -> AuthorizationStatus:
-        return AuthorizationStatus.model_validate(self.s.model_dump(include=set(AuthorizationStatus.model_fields)))
-
     def _describe(self) -> str:
         s = self.s
         what = f"{s.request.urgency} service authorization for {s.request.condition_id}"
@@ -82,16 +84,13 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
 
     def _schedule(self, due: datetime) -> None:
         """The decision task and its timers for this due time; each timer fires once."""
-        s, p, now = self.s, self.s.policy.sar, workflow.now()
+        s, p = self.s, self.s.policy.sar
         self._close_tasks("authorization_decision")
         self._open_task("authorization_decision", f"Decide the {s.request.urgency} service authorization request "
-                        f"for {s.request.condition_id}", due,
-                        assignee="state:ccs_sar" if s.decided_by == "state" else None)
-        for key, at in (("decision_reminder", due - p.reminder_before),
-                        ("decision_escalation", due - p.escalate_before), ("decision_overdue", due)):
-            s.deadlines.pop(key, None)
-            if at > now:
-                s.deadlines[key] = at
+                        f"for {s.request.condition_id}", "state:ccs_sar" if s.decided_by == "state" else self._worker(),
+                        due)
+        self._set_due_timers({"decision_reminder": due - p.reminder_before,
+                              "decision_escalation": due - p.escalate_before, "decision_overdue": due})
 
     # ---- actions --------------------------------------------------------------------
 
@@ -133,7 +132,8 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         self._close_tasks("authorization_decision")
         s.deadlines.clear()
         self._open_task("authorization_information", f"Get the information needed to decide the service "
-                        f"authorization request for {s.request.condition_id}, then record_information", limit)
+                        f"authorization request for {s.request.condition_id}, then record_information",
+                        self._worker(), limit)
         s.deadlines["information_overdue"] = limit
         self._notify("authorization_pended", "family", service=s.request.service, information=a.information,
                      working_days=s.policy.sar.routine_working_days)
@@ -143,7 +143,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     @request_information.validator
     def _check_request_information(self, raw: RawValue) -> None:
         a = self._decode("request_information", raw, RequestInformation)
-        self._check_open("request_information", a.actor, REQUEST_ROLES["request_information"])
+        self._check_open("request_information", a.actor)
         s = self.s
         self._check_not_pended("request_information")
         if s.request.urgency == "expedited":
@@ -172,7 +172,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     @record_information.validator
     def _check_record_information(self, raw: RawValue) -> None:
         a = self._decode("record_information", raw, RecordInformation)
-        self._check_open("record_information", a.actor, REQUEST_ROLES["record_information"])
+        self._check_open("record_information", a.actor)
         if self.s.state != "pended":
             raise invalid(f"request {self.s.request_id} is not waiting for information: it is "
                           f"{self.s.state.replace('_', ' ')} (request_information pends it)")
@@ -222,7 +222,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         """In a dependent county the State decides (state_reviewer); elsewhere the county."""
         if self.s.decided_by == "state":
             return ("state_reviewer",)
-        return tuple(r for r in REQUEST_ROLES[action] if r != "state_reviewer")
+        return tuple(r for r in self.SPEC.actions[action].roles if r != "state_reviewer")
 
     # ---- timers ---------------------------------------------------------------------
 
@@ -231,16 +231,19 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
         return (f"The {s.request.urgency} service authorization request {s.request_id} on case {s.case_id} "
                 f"is due for decision by {self._when(s.decision_due)}" + (" (extended)" if s.extended else ""))
 
-    def _fire_decision_reminder(self) -> None:
+    @CLOCKS.clock("decision_reminder")
+    def _fire_decision_reminder(self, _: str) -> None:
         self._notify("authorization_reminder", "case_manager", "Reminder: service authorization decision due",
                      self._due_text() + ".")
 
-    def _fire_decision_escalation(self) -> None:
+    @CLOCKS.clock("decision_escalation")
+    def _fire_decision_escalation(self, _: str) -> None:
         self._notify("authorization_escalation", "supervisor",
                      f"Escalation: service authorization decision due on {self.s.case_id}",
                      self._due_text() + " and is not decided.")
 
-    def _fire_information_overdue(self) -> None:
+    @CLOCKS.clock("information_overdue")
+    def _fire_information_overdue(self, _: str) -> None:
         # The task stays open: the request is decided with what is in, or the information still comes.
         s = self.s
         self._notify("authorization_information_overdue", "supervisor",
@@ -249,7 +252,8 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
                      f"for information since {self._when(s.pended_at)}; {s.policy.sar.extended.days} days from "
                      f"receipt ended {self._when(self._clock())}. Decide it with what is in.")
 
-    def _fire_decision_overdue(self) -> None:
+    @CLOCKS.clock("decision_overdue")
+    def _fire_decision_overdue(self, _: str) -> None:
         # No decision by default: the task stays open and overdue until someone decides.
         self._notify("authorization_overdue", "supervisor",
                      f"Overdue: service authorization decision on {self.s.case_id}",

@@ -3,7 +3,9 @@
 All state lives in one ``CaseState``. Case-manager actions are updates (validated before
 anything changes); deadlines are absolute times in the state, so they survive
 continue-as-new; every step queues one ``StepRecord`` that the main loop persists
-(audit row, tasks, notices, read model) through one idempotent activity.
+(audit row, tasks, notices, read model) through one idempotent activity. The machinery is the
+step engine's (workflows/engine.py); the actions, clocks and stage entries here are declared
+with their handlers (workflows/handlers.py ``CASE``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, invalid, record_steps, wait_for_deadline
+from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, decode, invalid
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
+from workflows.engine import StepEngine
+from workflows.handlers import CASE
 from workflows.identity import DuplicateHandling
 
 with workflow.unsafe.imports_passed_through():
@@ -40,42 +44,38 @@ with workflow.unsafe.imports_passed_through():
         Determination,
         EnrollmentFee,
         Milestone,
-        Notice,
+        RequestStart,
+        RequestSummary,
         Stage,
         StageChange,
-        StepRecord,
         Task,
-        TaskRef,
     )
     from models.counties import COUNTIES, PREVIOUS_JURISDICTION, find_county
     from models.referral import Referral, icd10_codes
 
     # Loaded once per process, on the host: a workflow's sandbox may not load it (it takes seconds).
     icd10_codes()
-    from models.requests import AuthorizationInput, GrievanceInput, MealsLodgingInput, RequestStart, RequestSummary
+    from models.request_kinds import BY_OPENING_ACTION
     from rules.reimbursement import condition_problems, meals_lodging_problems
     from rules.ages import age_on, birthday, local_today, start_of_day
-    from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
     from rules.eligibility import residential_financial
     from rules.fees import assess_fees
     from rules.case_management import case_management
     from rules.authorization import service_problems
     from rules.referral import referral_problems
-    from rules.deadlines import due_by, next_target
+    from rules.deadlines import due_by
 
 @workflow.defn
-class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
+class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, StepEngine):
+    HANDLERS = CASE  # actions, clocks and stage entries, each declared on its method
+    LETTER_TO = ("family", "referrer")
+
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
-        self._draft = Draft()
-        self._wake = False
-        self._sa: dict[str, object] = {}
+        self._setup()
         self._invalid: dict[str, str] = {}
         # The referral that starts the case arrives again as the start's `refer` update: not a duplicate.
         self._opening_referral = inp.referral_id if inp.state is None else None
-        self._firing_at: datetime | None = None  # the timer target being fired: the clock for its values
-        self._events = 0  # this run's history events, over-estimated: continue-as-new comes before the limit
-        self._run_over = False
         if inp.state is not None:
             self.s = inp.state
             self.s.runs += 1
@@ -102,7 +102,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         while True:
             if wake_first:
                 self._wake = False  # cleared before the awaits: a step taken during them wakes the next pass
-            await self._flush()
+            await self._record_pending()
             await self._start_requests()
             if wake_first:
                 self._upsert_search_attributes()
@@ -125,24 +125,13 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             if not wake_first:
                 self._upsert_search_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flush()
+        await self._record_pending()
         if self.s.stage == "closed":
             await self._tell_requests_case_closed()
             if workflow.patched("record-final-status"):
-                await self._flush()  # what the requests said meanwhile reaches the final record
+                await self._record_pending()  # what the requests said meanwhile reaches the final record
             return self._status()
         workflow.continue_as_new(CaseInput(case_id=self.s.case_id, policy=self.s.policy, state=self.s))
-
-    async def _wait_and_fire(self) -> None:
-        """Wait for the earliest deadline; if its timer elapsed, fire what it made due."""
-        target = next_target(self._timed())
-        self._events += 5  # the timer's two events and the workflow task's three
-        if await wait_for_deadline(lambda: self._wake, target):
-            self._fire_due(until=target)
-
-    def _run_is_over(self) -> bool:
-        """Its year is up (a timer said so), or its history is long (counted, not asked for)."""
-        return self._run_over or self._events >= self.s.policy.run.continue_as_new_after_events
 
     def _timed(self) -> dict[str, datetime]:
         """Everything the case waits for: its deadlines, task escalations, the end of this run."""
@@ -158,13 +147,6 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             or workflow.now() - run_started >= run.continue_as_new_after
         )
 
-    async def _flush(self) -> None:
-        while self.s.pending_steps:
-            batch = list(self.s.pending_steps)
-            await record_steps(batch, self._status())
-            del self.s.pending_steps[: len(batch)]
-            self._events += 6 + 3 * len(batch)  # the activity's, its workflow task's, and each step's update
-
     # ---- requests (child workflows) -----------------------------------------------
 
     async def _start_requests(self) -> None:
@@ -173,7 +155,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             self._events += 6
             try:
                 await workflow.start_child_workflow(
-                    start.workflow, start.input, id=start.input.request_id,
+                    start.workflow, start.input, id=start.input["request_id"],
                     parent_close_policy=ParentClosePolicy.ABANDON,
                 )
             except WorkflowAlreadyStartedError:
@@ -202,23 +184,23 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             if changed and workflow.patched("record-request-changes"):
                 self._commit(SYSTEM, "request_changed", {"request_id": summary.request_id, "state": summary.state})
 
-    def _request_input(self, a, kind: str) -> dict:
-        s = self.s
+    def _open_request(self, opened_by: str, a) -> dict:
+        """Queue the request kind this action opens (models/request_kinds.py); the loop starts it."""
+        s, kind = self.s, BY_OPENING_ACTION[opened_by]
         s.request_counter += 1
-        prefix = {"meals_lodging": "ml", "authorization": "sar", "grievance": "grv"}[kind]
-        return dict(request_id=f"{s.case_id}-{prefix}-{s.request_counter}", case_id=s.case_id, county=s.county,
-                    case_manager=s.case_manager, family_address=self._family_address(), policy=s.policy,
-                    child_name=self._child_name(), preferred_language=s.child.preferred_language,
-                    jurisdiction=s.jurisdiction, state_decides=s.state_decides,
-                    conditions=s.conditions, requested_by=a.actor, request=a.request)
-
-    def _queue_request(self, workflow_type: str, inp, kind: str) -> dict:
-        self.s.requests_to_start.append(RequestStart(workflow=workflow_type, input=inp))
-        self.s.requests[inp.request_id] = RequestSummary(
-            request_id=inp.request_id, kind=kind, state="starting", summary="request received",
+        inp = kind.input(request_id=kind.request_id(s.case_id, s.request_counter), case_id=s.case_id,
+                         county=s.county, case_manager=s.case_manager, family_address=self._family_address(),
+                         policy=s.policy, child_name=self._child_name(),
+                         preferred_language=s.child.preferred_language, jurisdiction=s.jurisdiction,
+                         state_decides=s.state_decides, conditions=s.conditions, requested_by=a.actor,
+                         request=a.request)
+        s.requests_to_start.append(RequestStart(workflow=kind.workflow, input=inp.model_dump(mode="json")))
+        s.requests[inp.request_id] = RequestSummary(
+            request_id=inp.request_id, kind=kind.kind, state="starting", summary="request received",
             next_deadline=None, closed=False)
         return {"request_id": inp.request_id}
 
+    @CASE.check("request_meals_lodging")
     def _check_request_meals_lodging(self, a) -> None:
         problems = {f"request.{k}": v for k, v in {
             **condition_problems(a.request.condition_id, self.s.conditions),
@@ -226,10 +208,11 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         if problems:
             raise invalid("request_meals_lodging: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
+    @CASE.action("request_meals_lodging")
     def _do_request_meals_lodging(self, a) -> dict:
-        inp = MealsLodgingInput(**self._request_input(a, "meals_lodging"))
-        return self._queue_request("MealsLodgingWorkflow", inp, "meals_lodging")
+        return self._open_request("request_meals_lodging", a)
 
+    @CASE.check("request_authorization")
     def _check_request_authorization(self, a) -> None:
         problems = {f"request.{k}": v for k, v in {
             **condition_problems(a.request.condition_id, self.s.conditions),
@@ -237,13 +220,13 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         if problems:
             raise invalid("request_authorization: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
+    @CASE.action("request_authorization")
     def _do_request_authorization(self, a) -> dict:
-        inp = AuthorizationInput(**self._request_input(a, "authorization"))
-        return self._queue_request("ServiceAuthorizationWorkflow", inp, "authorization")
+        return self._open_request("request_authorization", a)
 
+    @CASE.action("file_grievance")
     def _do_file_grievance(self, a) -> dict:
-        inp = GrievanceInput(**self._request_input(a, "grievance"))
-        return self._queue_request("GrievanceWorkflow", inp, "grievance")
+        return self._open_request("file_grievance", a)
 
     # ---- query and actions --------------------------------------------------------
 
@@ -255,7 +238,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def act(self, name: str, args: Sequence[RawValue]) -> CaseStatus:
         action = self._decode(name, args)
         self._begin()
-        detail = getattr(self, f"_do_{name}")(action) or {}
+        detail = CASE.actions[name](self, action) or {}
         self._commit(action.actor, name, detail)
         return self._status()
 
@@ -281,7 +264,9 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             )
         if action.actor.role not in spec.roles:
             raise invalid(f"{name} must be taken by one of: {', '.join(spec.roles)} (not {action.actor.role})")
-        getattr(self, f"_check_{name}", lambda a: None)(action)
+        check = CASE.checks.get(name)
+        if check is not None:
+            check(self, action)
 
     # ---- opening the case ---------------------------------------------------------
 
@@ -358,16 +343,9 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
 
     # ---- stages ---------------------------------------------------------------------
 
-    def _clock(self) -> datetime:
-        """Now, for values; while a timer fires, its target (the task's clock may be stale)."""
-        return self._firing_at or workflow.now()
-
-    def _today(self) -> date:
-        return local_today(self._clock(), self.s.policy.timezone)
-
     def _move(self, stage: Stage) -> None:
         now = self._clock()
-        for key in [k for k in self.s.deadlines if k != "aged_out" and not k.startswith("milestone:")]:
+        for key in [k for k in self.s.deadlines if not CASE.clock_of(k).lasting]:
             del self.s.deadlines[key]
         for task in list(self.s.tasks.values()):
             if task.kind in STAGE_TASKS.get(self.s.stage, ()):
@@ -375,8 +353,9 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self.s.stage = stage
         self.s.stage_since = now
         self.s.stage_history.append(StageChange(stage=stage, at=now))
-        getattr(self, f"_enter_{stage}")()
+        CASE.entries[stage](self)
 
+    @CASE.entry("intake")
     def _enter_intake(self) -> None:
         p = self.s.policy.intake
         self._notify("application_packet", "family")
@@ -384,6 +363,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self.s.deadlines["second_notice"] = due
         self._open_task("application", "Receive the signed application from the family", self._intake_queue(), due)
 
+    @CASE.entry("records")
     def _enter_records(self) -> None:
         p = self.s.policy.records
         now = workflow.now()
@@ -393,6 +373,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self._open_task("records", "Obtain medical records from the referring provider",
                         self._worker(), now + p.escalate_after)
 
+    @CASE.entry("eligibility")
     def _enter_eligibility(self) -> None:
         p = self.s.policy.eligibility
         now = workflow.now()
@@ -400,11 +381,13 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self._open_task("residential_financial", "Decide residential and financial eligibility",
                         self._worker(), now + p.family_response_within)
 
+    @CASE.entry("medical_review")
     def _enter_medical_review(self) -> None:
         for cond in self.s.conditions:
             if cond.status == "pending":
                 self._open_review_task(cond)
 
+    @CASE.entry("denied")
     def _enter_denied(self) -> None:
         d = self.s.denial
         p = self.s.policy.notices
@@ -414,10 +397,12 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                      appeal_until=self._day(d.appeal_until), **self._appeal_terms())
         self.s.deadlines["appeal_window"] = d.appeal_until
 
+    @CASE.entry("appeal")
     def _enter_appeal(self) -> None:
         who = "state:ccs_regional_office" if self.s.state_decides else "supervisor"
         self._open_task("appeal_answer", "Answer the appeal", who, self.s.appeal.answer_due)
 
+    @CASE.entry("active")
     def _enter_active(self) -> None:
         s, p = self.s, self.s.policy.active
         today = self._today()
@@ -444,6 +429,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         if s.enrollment_fee is not None and s.enrollment_fee.amount + s.enrollment_fee.assessment_fee > 0:
             s.deadlines["enrollment_fee"] = start_of_day(today, s.policy.timezone) + s.policy.active.enrollment_fee_grace
 
+    @CASE.entry("closed")
     def _enter_closed(self) -> None:
         s = self.s
         for task in list(s.tasks.values()):
@@ -492,6 +478,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         if earliest and day < earliest:
             raise invalid(f"{field} is before {earliest.isoformat()}", **{field: "too early"})
 
+    @CASE.check("refer")
     def _check_refer(self, a) -> None:
         if self._invalid:
             raise invalid("invalid referral: " + "; ".join(f"{k}: {v}" for k, v in self._invalid.items()),
@@ -521,9 +508,11 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                 self._open_review_task(cond)
         return {"conditions_added": [c.id for c in added]}
 
+    @CASE.check("record_application")
     def _check_record_application(self, a) -> None:
         self._check_date("received_on", a.received_on, self.s.referral_date)
 
+    @CASE.action("record_application")
     def _do_record_application(self, a) -> dict:
         s, p = self.s, self.s.policy.intake
         received = self._dated(a, "received_on")
@@ -536,14 +525,17 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             self._move("records")
         return {"application_date": s.application_date.isoformat(), "within_grace": on_time}
 
+    @CASE.check("record_records")
     def _check_record_records(self, a) -> None:
         self._check_date("received_on", a.received_on, self.s.referral_date)
 
+    @CASE.action("record_records")
     def _do_record_records(self, a) -> dict:
         self.s.records_received_on = self._dated(a, "received_on")
         self._move("eligibility")
         return {}
 
+    @CASE.action("record_eligibility")
     def _do_record_eligibility(self, a) -> dict:
         s = self.s
         s.finances = a.finances
@@ -555,6 +547,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             self._move("denied")
         return {"eligible": s.eligibility.eligible, "basis": s.eligibility.basis}
 
+    @CASE.check("record_medical_determination")
     def _check_record_medical_determination(self, a) -> None:
         cond = next((c for c in self.s.conditions if c.id == a.condition_id), None)
         if cond is None:
@@ -567,6 +560,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             where = "the county medical consultant" if needed == "medical_consultant" else "the State CCS office"
             raise invalid(f"in {self.s.county} County the medical determination is made by {where} ({needed})")
 
+    @CASE.action("record_medical_determination")
     def _do_record_medical_determination(self, a) -> dict:
         cond = next(c for c in self.s.conditions if c.id == a.condition_id)
         cond.status = "eligible" if a.eligible else "not_eligible"
@@ -586,17 +580,20 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                          appeal_until=self._day(cond.appeal_until), **self._appeal_terms())
         return {"condition_id": cond.id, "eligible": a.eligible, "decided_by": self.s.jurisdiction}
 
+    @CASE.check("file_appeal")
     def _check_file_appeal(self, a) -> None:
         if workflow.now() > self.s.denial.appeal_until:
             raise invalid("the appeal window has ended")
         self._check_date("filed_on", a.filed_on, self.s.denial.noa_sent_on)
 
+    @CASE.action("file_appeal")
     def _do_file_appeal(self, a) -> dict:
         self.s.appeal = Appeal(filed_on=self._dated(a, "filed_on"), grounds=a.grounds,
                                answer_due=workflow.now() + self.s.policy.notices.appeal_answer_within)
         self._move("appeal")
         return {}
 
+    @CASE.check("decide_appeal")
     def _check_decide_appeal(self, a) -> None:
         if self.s.appeal.outcome is not None:
             raise invalid(f"the appeal was already decided ({self.s.appeal.outcome}); "
@@ -607,10 +604,11 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             raise invalid(f"in {self.s.county} County the appeal is answered by {who} ({needed})",
                           **{"actor.role": "not allowed"})
 
+    @CASE.action("decide_appeal")
     def _do_decide_appeal(self, a) -> dict:
         s = self.s
         s.appeal.outcome, s.appeal.decided_on = a.outcome, self._today()
-        self._close_tasks_of_kind("appeal_answer")
+        self._close_tasks("appeal_answer")
         self._notify("appeal_decision", "family", outcome=a.outcome,
                      hearing_until=self._day(workflow.now() + s.policy.notices.fair_hearing_window))
         if a.outcome == "overturned":
@@ -620,12 +618,14 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             s.deadlines["fair_hearing_window"] = s.appeal.hearing_until
         return {"outcome": a.outcome}
 
+    @CASE.check("request_fair_hearing")
     def _check_request_fair_hearing(self, a) -> None:
         ap = self.s.appeal
         if ap.outcome != "upheld" or ap.hearing_requested_on is not None:
             raise invalid("a fair hearing can be requested once, after the appeal is upheld")
         self._check_date("requested_on", a.requested_on, ap.decided_on)
 
+    @CASE.action("request_fair_hearing")
     def _do_request_fair_hearing(self, a) -> dict:
         self.s.appeal.hearing_requested_on = self._dated(a, "requested_on")
         self.s.deadlines.pop("fair_hearing_window", None)
@@ -633,10 +633,12 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                         workflow.now() + timedelta(days=90))
         return {}
 
+    @CASE.check("record_fair_hearing_decision")
     def _check_record_fair_hearing_decision(self, a) -> None:
         if self.s.appeal.hearing_requested_on is None:
             raise invalid("no fair hearing was requested on this case (request_fair_hearing)")
 
+    @CASE.action("record_fair_hearing_decision")
     def _do_record_fair_hearing_decision(self, a) -> dict:
         if a.outcome == "overturned":
             self._resume_after_appeal()
@@ -644,20 +646,22 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             self._close("not_eligible", a.actor, "fair hearing upheld the denial")
         return {"outcome": a.outcome}
 
+    @CASE.action("assign_case_manager")
     def _do_assign_case_manager(self, a) -> dict:
         s = self.s
         previous, s.case_manager = s.case_manager, a.case_manager
-        self._close_tasks_of_kind("assign_case_manager")
+        self._close_tasks("assign_case_manager")
         for task in list(s.tasks.values()):
             if task.assignee in (previous, f"{s.county}:unassigned"):
                 self._reassign(task, a.case_manager)
         return {"case_manager": a.case_manager, "previous": previous}
 
+    @CASE.action("record_renewal")
     def _do_record_renewal(self, a) -> dict:
         s = self.s
         s.finances = a.finances
         s.eligibility = residential_financial(a.finances, s.policy.eligibility)
-        self._close_tasks_of_kind("renewal")
+        self._close_tasks("renewal")
         if not s.eligibility.eligible:
             s.denial = Denial(from_stage="renewal", reason=s.eligibility.basis)
             self._move("denied")
@@ -672,6 +676,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                 self._assess_enrollment_fee(self._today())
         return {"eligible": s.eligibility.eligible, "renewal_due": s.renewal_due.isoformat()}
 
+    @CASE.check("transfer_county")
     def _check_transfer_county(self, a) -> None:
         county = find_county(a.county, self.s.policy.counties)
         if county is None:
@@ -679,6 +684,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         if county.name == self.s.county:
             raise invalid(f"the case is already in {county.name} County", county="unchanged")
 
+    @CASE.action("transfer_county")
     def _do_transfer_county(self, a) -> dict:
         s = self.s
         county = find_county(a.county, s.policy.counties)
@@ -695,17 +701,20 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self._notify("transfer", "family", from_county=old)
         return {"from": old, "to": county.name, "jurisdiction": s.jurisdiction}
 
+    @CASE.check("record_fee_payment")
     def _check_record_fee_payment(self, a) -> None:
         fee = self.s.enrollment_fee
         if fee is None or fee.paid_on is not None or fee.amount + fee.assessment_fee == 0:
             raise invalid("no enrollment fee is owed on this case")
         self._check_date("paid_on", a.paid_on)
 
+    @CASE.action("record_fee_payment")
     def _do_record_fee_payment(self, a) -> dict:
         self.s.enrollment_fee.paid_on = self._dated(a, "paid_on")
         self.s.deadlines.pop("enrollment_fee", None)
         return {"amount": str(a.amount)}
 
+    @CASE.check("complete_task")
     def _check_complete_task(self, a) -> None:
         task = self.s.tasks.get(a.task_id)
         if task is None:
@@ -713,15 +722,18 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         if not task.kind.startswith(MANUAL_TASKS):
             raise invalid(f"task {a.task_id} ({task.kind}) closes by itself when its action is taken")
 
+    @CASE.action("complete_task")
     def _do_complete_task(self, a) -> dict:
         kind = self.s.tasks[a.task_id].kind
         self._close_task(a.task_id)
         return {"task_id": a.task_id, "kind": kind}
 
+    @CASE.action("close_case")
     def _do_close_case(self, a) -> dict:
         self._close(a.reason, a.actor, a.note)
         return {"reason": a.reason}
 
+    @CASE.action("add_note")
     def _do_add_note(self, a) -> dict:
         # The text stays in the encrypted state: the audit row says only who, when and what kind.
         self.s.notes.append(CaseNote(at=workflow.now(), by=a.actor.id, role=a.actor.role, contact=a.contact, text=a.note))
@@ -744,60 +756,53 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                 out.append((f"task_grace:{t.id}", t.due + grace))
         return out
 
-    def _fire_due(self, until: datetime | None = None) -> None:
-        """Fire the deadlines due by ``until``, a timer's target (runs before the timer-driven
-        patch passed none and read the clock); their steps take that target as their time."""
-        now = until or workflow.now()
-        due = due_by(self._timed() if until else {**self.s.deadlines, **dict(self._escalations())}, now)
-        self._firing_at = until
-        try:
-            self._fire_each(due, now)
-        finally:
-            self._firing_at = None
+    def _due(self, now: datetime, timer_driven: bool) -> list[tuple[str, datetime]]:
+        times = self._timed() if timer_driven else {**self.s.deadlines, **dict(self._escalations())}
+        return [(k, times[k]) for k in due_by(times, now)]
 
-    def _fire_each(self, due: list[str], now: datetime) -> None:
-        for key in due:
-            name, _, arg = key.partition(":")
-            if self.s.stage == "closed":
-                return
-            if key == "run_ends":
-                self._run_over = True  # the loop continues as new once this pass's steps are recorded
-                continue
-            if name.startswith("task_"):
-                if (key, self._escalation_at(arg)) not in self._escalations():
-                    continue  # the task closed, or was escalated, earlier in this pass
-            elif key not in self.s.deadlines or self.s.deadlines[key] > now:
-                continue  # an earlier timer in this pass moved or removed it
-            else:
-                del self.s.deadlines[key]
-            self._begin()
-            detail = getattr(self, f"_fire_{name}")(arg) or {}
-            self._commit(SYSTEM, f"timer:{name}", {"deadline": key, **detail})
+    def _take(self, key: str, at: datetime, now: datetime) -> bool:
+        name, _, arg = key.partition(":")
+        if key == "run_ends":
+            self._run_over = True  # the loop continues as new once this pass's steps are recorded
+            return False
+        if name.startswith("task_"):
+            # The task closed, or was escalated, earlier in this pass: not due any more.
+            return (key, self._escalation_at(arg)) in self._escalations()
+        if key not in self.s.deadlines or self.s.deadlines[key] > now:
+            return False  # an earlier timer in this pass moved or removed it
+        del self.s.deadlines[key]
+        return True
 
     def _escalation_at(self, task_id: str) -> datetime | None:
         return next((at for k, at in self._escalations() if k.endswith(f":{task_id}")), None)
 
+    @CASE.clock("second_notice")
     def _fire_second_notice(self, _: str) -> None:
         self._notify("second_notice", "family")
         self._schedule_application_lapse()
 
+    @CASE.clock("records_reminder")
     def _fire_records_reminder(self, _: str) -> dict:
         n = sum(1 for k in self.s.notices_sent if "/records_reminder/" in k) + 1
         self._notify("records_reminder", "referrer", reminder=n)
         self.s.deadlines["records_reminder"] = self._clock() + self.s.policy.records.reminder_every
         return {"reminder": n}
 
+    @CASE.clock("records_escalation")
     def _fire_records_escalation(self, _: str) -> None:
         days = self.s.policy.records.escalate_after.days
         self._notify("records_escalation", "supervisor", f"Escalation: records outstanding for {self.s.case_id}",
                      f"Medical records for case {self.s.case_id} are outstanding after {days} days.")
 
+    @CASE.clock("appeal_window")
     def _fire_appeal_window(self, _: str) -> None:
         self._close("not_eligible", SYSTEM, "no appeal within the appeal window")
 
+    @CASE.clock("fair_hearing_window")
     def _fire_fair_hearing_window(self, _: str) -> None:
         self._close("not_eligible", SYSTEM, "appeal upheld; no fair hearing requested")
 
+    @CASE.clock("renewal_notice")
     def _fire_renewal_notice(self, _: str) -> None:
         s = self.s
         self._notify("renewal_notice", "family", renew_by=s.renewal_due)
@@ -805,22 +810,27 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                         self._worker(), start_of_day(s.renewal_due, s.policy.timezone))
         self._schedule_renewal_lapse()
 
+    @CASE.clock("enrollment_fee")
     def _fire_enrollment_fee(self, _: str) -> None:
         self._close("enrollment_fee_unpaid", SYSTEM, "enrollment fee unpaid by day 61")
 
+    @CASE.clock("milestone", lasting=True)
     def _fire_milestone(self, age: str) -> None:
         self.s.milestones_done.append(age)
         self._open_milestone_task(int(age))
 
+    @CASE.clock("aged_out", lasting=True)
     def _fire_aged_out(self, _: str) -> None:
         self._close("aged_out", SYSTEM, f"turned {self.s.policy.active.coverage_end_age}")
 
+    @CASE.clock("task_due")
     def _fire_task_due(self, task_id: str) -> None:
         task = self.s.tasks[task_id]
         task.escalated.append("assignee")
         self._notify("task_overdue", "case_manager", f"Task due: {task.title}",
                      f"Task {task.id} on case {self.s.case_id} is due now.", address=task.assignee)
 
+    @CASE.clock("task_grace")
     def _fire_task_grace(self, task_id: str) -> None:
         task = self.s.tasks[task_id]
         task.escalated.append("supervisor")
@@ -856,9 +866,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     # ---- tasks, notices, steps ------------------------------------------------------
 
     def _intake_queue(self) -> str:
-        return self.s.case_manager or f"{self.s.county}:unassigned"
-
-    _worker = _intake_queue
+        return self._worker()
 
     def _review_queue(self) -> str:
         return f"{self.s.county}:medical_consultant" if self.s.jurisdiction == "county" else "state:ccs_medical"
@@ -867,21 +875,17 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self._open_task(f"medical_review:{cond.id}", f"Medical determination of {cond.id} ({cond.icd10})",
                         self._review_queue(), workflow.now() + self.s.policy.eligibility.medical_review_within)
 
-    def _open_task(self, kind: str, title: str, assignee: str, due: datetime) -> None:
-        self.s.task_counter += 1
-        task = Task(id=f"T{self.s.task_counter}", kind=kind, title=title, assignee=assignee,
-                    due=due, opened_at=self._clock())
+    def _task_id(self, n: int) -> str:
+        return f"T{n}"
+
+    def _open_tasks(self) -> list[Task]:
+        return list(self.s.tasks.values())
+
+    def _keep_task(self, task: Task) -> None:
         self.s.tasks[task.id] = task
-        self._draft.opened.append(TaskRef(**task.model_dump(exclude={"escalated"})))
 
-    def _close_task(self, task_id: str) -> None:
-        if self.s.tasks.pop(task_id, None) is not None:
-            self._draft.closed.append(task_id)
-
-    def _close_tasks_of_kind(self, kind: str) -> None:
-        for task in list(self.s.tasks.values()):
-            if task.kind == kind:
-                self._close_task(task.id)
+    def _drop_task(self, task_id: str) -> bool:
+        return self.s.tasks.pop(task_id, None) is not None
 
     def _reassign(self, task: Task, assignee: str) -> None:
         if task.assignee == assignee:
@@ -897,43 +901,21 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def _child_name(self) -> str:
         return f"{self.s.child.first_name} {self.s.child.last_name}"
 
-    def _day(self, at: datetime) -> str:
-        """A due time's date in California, for a letter."""
-        return local_today(at, self.s.policy.timezone).isoformat()
-
     def _appeal_terms(self) -> dict:
         p = self.s.policy.notices
         return {"answer_days": p.appeal_answer_within.days, "hearing_days": p.fair_hearing_window.days}
 
-    def _letter(self, kind: str, to: str, facts: dict) -> dict | None:
-        """A family's or provider's notice is a letter: its template data (letters.render.LetterData)."""
-        if to not in ("family", "referrer") or kind not in LETTERS:
-            return None
-        s = self.s
-        return dict(kind=kind, case_id=s.case_id, child_name=self._child_name(), county=s.county,
-                    jurisdiction=s.jurisdiction, preferred_language=s.child.preferred_language,
-                    on=self._today().isoformat(), facts={k: str(v) for k, v in facts.items() if v is not None})
+    def _address_of(self, to: str) -> str | None:
+        return {"family": self._family_address(), "referrer": self.s.referrer.email,
+                "case_manager": self.s.case_manager}.get(to)
 
-    def _notify(self, kind: str, to: str, subject: str = "", body: str = "", address: str | None = None,
-                **facts) -> None:
+    def _letter_fields(self) -> dict:
         s = self.s
-        letter = self._letter(kind, to, facts)
-        if letter is not None:
-            subject = letter_subject(kind, letter_language(s.child.preferred_language))
-        if address is None and to == "family":
-            address = self._family_address()
-        elif address is None and to == "referrer":
-            address = s.referrer.email
-        elif address is None and to == "case_manager":
-            address = s.case_manager
-        life = f"{s.life}/" if s.life else ""  # cases opened before the patch keep the old keys
-        key = f"{s.case_id}/{life}{s.seq + 1}/{kind}/{len(self._draft.notices)}"
-        self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
-                                          body=f"CCS case {s.case_id}\n\n{body}\n", letter=letter))
-        s.notices_sent.append(key)
+        return dict(case_id=s.case_id, child_name=self._child_name(), county=s.county,
+                    jurisdiction=s.jurisdiction, preferred_language=s.child.preferred_language)
 
-    def _begin(self) -> None:
-        self._draft = Draft()
+    def _notice_life(self) -> str:
+        return f"{self.s.life}/" if self.s.life else ""  # cases opened before the patch keep the old keys
 
     def _referral_at(self) -> datetime:
         """When the intake clock started: now for today's referral, else the start of its day."""
@@ -941,18 +923,8 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         opened_on = local_today(s.opened_at, s.policy.timezone)
         return s.opened_at if s.referral_date == opened_on else start_of_day(s.referral_date, s.policy.timezone)
 
-    def _commit(self, actor: Actor, action: str, detail: dict) -> None:
-        s = self.s
-        s.seq += 1
-        s.pending_steps.append(StepRecord(
-            case_id=s.case_id, source=s.case_id, seq=s.seq, at=self._clock(), actor_id=actor.id, actor_role=actor.role,
-            action=action, stage=s.stage, county=s.county, detail=detail,
-            tasks_opened=[t for t in self._draft.opened if t.id in s.tasks],
-            tasks_closed=[i for i in self._draft.closed if i not in {t.id for t in self._draft.opened}],
-            notices=self._draft.notices, record=self._record(),
-        ))
-        self._draft = Draft()
-        self._wake = True
+    def _step_fields(self, detail: dict) -> dict:
+        return dict(source=self.s.case_id, stage=self.s.stage, detail=detail, record=self._record())
 
     def _next_deadline(self) -> datetime | None:
         times = [at for k, at in self.s.deadlines.items()] + [t.due for t in self.s.tasks.values()] + [
@@ -969,22 +941,18 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             closure_reason=s.closure.reason if s.closure else None,
         )
 
-    def _upsert_search_attributes(self) -> None:
+    def _search_attributes(self) -> dict:
         s = self.s
-        wanted = {
+        return {
             search.STAGE: s.stage,
             search.STAGE_SINCE: s.stage_since,
             search.COUNTY: s.county,
             search.CASE_MANAGER: s.case_manager,
             search.NEXT_DEADLINE: self._next_deadline(),
         }
-        updates = []
-        for key, value in wanted.items():
-            if self._sa.get(key.name, ...) != value:
-                self._sa[key.name] = value
-                updates.append(key.value_set(value) if value is not None else key.value_unset())
-        if updates:
-            workflow.upsert_search_attributes(updates)
+
+    def _closed(self) -> bool:
+        return self.s.stage == "closed"
 
     def _case_management(self) -> str:
         s = self.s

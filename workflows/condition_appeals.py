@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.handlers import CASE
+
 with workflow.unsafe.imports_passed_through():
     from models.case import Condition, ConditionAppeal
     from rules.ages import local_today
@@ -26,6 +28,7 @@ class ConditionAppeals:
                           + ", ".join(c.id for c in self.s.conditions), condition_id="unknown")
         return cond
 
+    @CASE.check("file_condition_appeal")
     def _check_file_condition_appeal(self, a) -> None:
         cond = self._appealed_condition(a.condition_id)
         if cond.status != "not_eligible" or cond.appeal_until is None:
@@ -38,6 +41,7 @@ class ConditionAppeals:
                           f"{self._day(cond.appeal_until)}")
         self._check_date("filed_on", a.filed_on, cond.determination.decided_on)
 
+    @CASE.action("file_condition_appeal")
     def _do_file_condition_appeal(self, a) -> dict:
         cond = self._appealed_condition(a.condition_id)
         due = workflow.now() + self.s.policy.notices.appeal_answer_within
@@ -45,6 +49,7 @@ class ConditionAppeals:
         self._open_task(f"condition_appeal:{cond.id}", f"Answer the appeal of condition {cond.id}", "supervisor", due)
         return {"condition_id": cond.id, "answer_due": due.isoformat()}
 
+    @CASE.check("decide_condition_appeal")
     def _check_decide_condition_appeal(self, a) -> None:
         cond = self._appealed_condition(a.condition_id)
         if cond.appeal is None:
@@ -52,12 +57,13 @@ class ConditionAppeals:
         if cond.appeal.outcome is not None:
             raise invalid(f"the appeal of condition {cond.id} was already decided ({cond.appeal.outcome})")
 
+    @CASE.action("decide_condition_appeal")
     def _do_decide_condition_appeal(self, a) -> dict:
         s = self.s
         cond = self._appealed_condition(a.condition_id)
         ap = cond.appeal
         ap.outcome, ap.decided_on = a.outcome, self._today()
-        self._close_tasks_of_kind(f"condition_appeal:{cond.id}")
+        self._close_tasks(f"condition_appeal:{cond.id}")
         hearing_until = workflow.now() + s.policy.notices.fair_hearing_window
         if a.outcome == "overturned":
             cond.status = "eligible"
@@ -67,6 +73,7 @@ class ConditionAppeals:
                      hearing_until=self._day(hearing_until))
         return {"condition_id": cond.id, "outcome": a.outcome}
 
+    @CASE.check("record_condition_fair_hearing")
     def _check_record_condition_fair_hearing(self, a) -> None:
         cond = self._appealed_condition(a.condition_id)
         ap = cond.appeal
@@ -79,6 +86,7 @@ class ConditionAppeals:
             raise invalid(f"the hearing was asked for after its window ended on {self._day(ap.hearing_until)}",
                           requested_on="after the fair hearing window")
 
+    @CASE.action("record_condition_fair_hearing")
     def _do_record_condition_fair_hearing(self, a) -> dict:
         cond = self._appealed_condition(a.condition_id)
         cond.appeal.hearing_requested_on, cond.appeal.hearing_outcome = a.requested_on, a.outcome

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.handlers import CASE
+
 with workflow.unsafe.imports_passed_through():
     from models.case import SYSTEM
     from rules.ages import start_of_day
@@ -30,6 +32,7 @@ class ProgramEndings:
             s.deadlines["renewal_lapsed"] = (start_of_day(s.renewal_due, s.policy.timezone)
                                              + s.policy.active.renewal_close_after)
 
+    @CASE.clock("application_lapsed")
     def _fire_application_lapsed(self, _: str) -> dict:
         days = self.s.policy.intake.close_unreturned_after.days
         self._closing_notice("close_application", "application",
@@ -37,6 +40,7 @@ class ProgramEndings:
         self._close("application_not_returned", SYSTEM, f"application not returned {days} days after the second notice")
         return {"after_days": days}
 
+    @CASE.clock("renewal_lapsed")
     def _fire_renewal_lapsed(self, _: str) -> dict:
         s = self.s
         self._closing_notice("close_renewal", "renewal",

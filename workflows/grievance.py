@@ -16,10 +16,11 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from models.actions import REQUEST_ROLES
+    from models.request_kinds import GRIEVANCE
     from models.requests import GrievanceInput, GrievanceState, GrievanceStatus, ResolveGrievance
 
-from workflows.meals_lodging import RequestWorkflow
+from workflows.handlers import HandlerTable
+from workflows.requests import RequestWorkflow
 
 
 def resolution_due(received: datetime, expedited: bool, policy) -> datetime:
@@ -27,10 +28,13 @@ def resolution_due(received: datetime, expedited: bool, policy) -> datetime:
     return received + (p.expedited if expedited else p.resolve_within)
 
 
+CLOCKS = HandlerTable("GrievanceWorkflow")  # its clocks
+
+
 @workflow.defn
 class GrievanceWorkflow(RequestWorkflow):
-    KIND = "grievance"
-    PREFIX = "GRV"
+    HANDLERS = CLOCKS
+    SPEC = GRIEVANCE
     CLOSED = frozenset({"resolved"})
 
     @workflow.init
@@ -46,12 +50,10 @@ class GrievanceWorkflow(RequestWorkflow):
         )
         s, p = self.s, self.s.policy.grievance
         self._open_task("grievance_resolution", f"Resolve the family's {self._urgency()} grievance about "
-                        f"{req.about}", s.decision_due)
-        for key, at in (("resolution_reminder", s.decision_due - p.reminder_before),
-                        ("resolution_escalation", s.decision_due - p.escalate_before),
-                        ("resolution_overdue", s.decision_due)):
-            if at > now:
-                s.deadlines[key] = at
+                        f"{req.about}", self._worker(), s.decision_due)
+        self._set_due_timers({"resolution_reminder": s.decision_due - p.reminder_before,
+                              "resolution_escalation": s.decision_due - p.escalate_before,
+                              "resolution_overdue": s.decision_due})
         self._notify("grievance_acknowledged", "family", resolve_by=self._day(s.decision_due),
                      expedited="yes" if req.expedited else None)
         if req.expedited:  # an urgent grievance reaches a supervisor at once
@@ -68,9 +70,6 @@ class GrievanceWorkflow(RequestWorkflow):
     @workflow.query
     def status(self) -> GrievanceStatus:
         return self._status()
-
-    def _status(self) -> GrievanceStatus:
-        return GrievanceStatus.model_validate(self.s.model_dump(include=set(GrievanceStatus.model_fields)))
 
     def _urgency(self) -> str:
         return "expedited" if self.s.request.expedited else "standard"
@@ -103,18 +102,21 @@ class GrievanceWorkflow(RequestWorkflow):
     @resolve.validator
     def _check_resolve(self, raw: RawValue) -> None:
         a = self._decode("resolve_grievance", raw, ResolveGrievance)
-        self._check_open("resolve_grievance", a.actor, REQUEST_ROLES["resolve_grievance"])
+        self._check_open("resolve_grievance", a.actor)
 
     # ---- timers (follow-ups take the timer's target as their time: self._clock()) ---------
 
-    def _fire_resolution_reminder(self) -> None:
+    @CLOCKS.clock("resolution_reminder")
+    def _fire_resolution_reminder(self, _: str) -> None:
         self._notify("grievance_reminder", "case_manager", "Reminder: grievance resolution due", self._due_text() + ".")
 
-    def _fire_resolution_escalation(self) -> None:
+    @CLOCKS.clock("resolution_escalation")
+    def _fire_resolution_escalation(self, _: str) -> None:
         self._notify("grievance_escalation", "supervisor", f"Escalation: grievance due on {self.s.case_id}",
                      self._due_text() + " and is not resolved.")
 
-    def _fire_resolution_overdue(self) -> None:
+    @CLOCKS.clock("resolution_overdue")
+    def _fire_resolution_overdue(self, _: str) -> None:
         self._notify("grievance_overdue", "supervisor", f"Overdue: grievance on {self.s.case_id}",
                      self._due_text() + f": not resolved at {self._when(self._clock())}.")
 

@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 
 from workflows.common import decode, invalid
+from workflows.handlers import CASE
 
 with workflow.unsafe.imports_passed_through():
     from models.actions import ConfirmDifferentChildren, ConfirmSameChild, Refer
@@ -72,15 +73,14 @@ class DuplicateHandling:
         if self._flag_duplicates([flag.case_id], other_is_older=flag.opened_at < self.s.opened_at):
             self._commit(SYSTEM, "possible_duplicate", {"other_case_id": flag.case_id})
 
+    @CASE.check("confirm_same_child")
+    @CASE.check("confirm_different_children")
     def _check_possible_duplicate(self, a) -> None:
         pd = self.s.possible_duplicates.get(a.other_case_id)
         if pd is None or pd.decision != "open":
             open_ = [o for o, p in self.s.possible_duplicates.items() if p.decision == "open"]
             raise invalid(f"case {a.other_case_id} is not an open possible duplicate of this case; open: "
                           + (", ".join(open_) or "none"), other_case_id="not an open possible duplicate")
-
-    _check_confirm_same_child = _check_possible_duplicate
-    _check_confirm_different_children = _check_possible_duplicate
 
     def _decide(self, other: str, decision: str) -> PossibleDuplicate:
         pd = self.s.possible_duplicates[other]

@@ -1,10 +1,12 @@
-"""Every workflow a worker runs (and a replayer replays)."""
+"""Every workflow a worker runs (and a replayer replays): the case, the workflow of each
+request kind (models/request_kinds.py names its module and class), the records purge."""
 
-from workflows.authorization import ServiceAuthorizationWorkflow
+from importlib import import_module
+
+from models.request_kinds import REQUEST_KINDS
 from workflows.case import ChildCaseWorkflow
-from workflows.grievance import GrievanceWorkflow
-from workflows.meals_lodging import MealsLodgingWorkflow
 from workflows.retention import RecordsPurgeWorkflow
 
-WORKFLOWS = [ChildCaseWorkflow, MealsLodgingWorkflow, ServiceAuthorizationWorkflow, GrievanceWorkflow,
-             RecordsPurgeWorkflow]
+REQUEST_WORKFLOWS = {k.workflow: getattr(import_module(k.module), k.workflow) for k in REQUEST_KINDS.values()}
+
+WORKFLOWS = [ChildCaseWorkflow, *REQUEST_WORKFLOWS.values(), RecordsPurgeWorkflow]

@@ -48,7 +48,7 @@ def build_services(cases: Cases, engine: AsyncEngine, api: ApiSettings, secret: 
 async def connect_services(settings: Settings, api: ApiSettings) -> Services:
     """Reach Temporal and PostgreSQL as configured (the embedded one under `ccs up`)."""
     from models.converter import load_keyring
-    from starters.cli import _cases
+    from starters.console import open_cases as _cases
     from starters.supervisor import database_url_for_cli
 
     cases = await _cases(settings)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from models.requests import REQUEST_ID, request_status_model
+from models.request_kinds import request_kind
 from models.case import CaseStatus
 from models.identity import ReferralAnswer
 from starters.api.settings import ApiSettings
@@ -23,7 +22,7 @@ from starters.client import CcsError, load_json
 
 
 def _settings():
-    from starters.cli import _settings as settings
+    from starters.console import load_settings as settings
 
     return settings()
 
@@ -75,8 +74,9 @@ def call(method: str, path: str, *, token: str | None = None, **kwargs) -> Any:
 
 
 def _status(data: dict):
-    if re.match(REQUEST_ID, data.get("request_id") or ""):
-        return request_status_model(data["request_id"]).model_validate(data)
+    kind = request_kind(data.get("request_id") or "")
+    if kind is not None:
+        return kind.status.model_validate(data)
     return CaseStatus.model_validate(data)
 
 
@@ -86,7 +86,7 @@ def _no_actor_flags(args) -> None:
 
 
 async def api_refer(args) -> None:
-    from starters.cli import _emit
+    from starters.console import emit as _emit
 
     _no_actor_flags(args)
     answer = ReferralAnswer.model_validate(call("POST", "/api/v1/referrals", json=load_json(args.file)))
@@ -99,14 +99,14 @@ async def api_refer(args) -> None:
 
 
 async def api_show(args) -> None:
-    from starters.cli import _emit, render
+    from starters.console import emit as _emit, render
 
     status = _status(call("GET", f"/api/v1/cases/{args.case_id}"))
     _emit(args, status, render(status))
 
 
 async def api_act(args) -> None:
-    from starters.cli import _emit, render
+    from starters.console import emit as _emit, render
 
     _no_actor_flags(args)
     data = load_json(args.data) if args.data else {}
@@ -120,7 +120,7 @@ def _query(**params) -> dict:
 
 
 async def api_stuck(args) -> None:
-    from starters.cli import _emit
+    from starters.console import emit as _emit
     from starters.supervisor import _table, duration
 
     min_days = duration(args.min_in_stage).total_seconds() / 86400 if args.min_in_stage else None
@@ -133,7 +133,7 @@ async def api_stuck(args) -> None:
 
 
 async def api_overdue(args) -> None:
-    from starters.cli import _emit
+    from starters.console import emit as _emit
     from starters.supervisor import _table, duration
 
     within = duration(args.within).total_seconds() / 86400
@@ -148,7 +148,7 @@ async def api_overdue(args) -> None:
 
 
 async def api_workload(args) -> None:
-    from starters.cli import _emit
+    from starters.console import emit as _emit
     from starters.supervisor import _table
 
     result = call("GET", "/api/v1/supervision/workload")
@@ -169,7 +169,7 @@ async def cmd_serve(args) -> None:
 
 
 async def cmd_login(args) -> None:
-    from starters.cli import _emit
+    from starters.console import emit as _emit
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.user}: ")
     answer = call("POST", "/api/v1/sign-in", token=False, json={"user_id": args.user, "password": password})
@@ -184,7 +184,7 @@ async def cmd_login(args) -> None:
 
 
 async def cmd_logout(args) -> None:
-    from starters.cli import _emit
+    from starters.console import emit as _emit
 
     token_file().unlink(missing_ok=True)
     _emit(args, {"signed_out": True}, "signed out")
@@ -200,7 +200,7 @@ async def _users():
 
 
 async def cmd_user(args) -> None:
-    from starters.cli import _emit
+    from starters.console import emit as _emit
 
     users, engine = await _users()
     try:

@@ -4,17 +4,16 @@ where the State decides, auditors their county's (or all, statewide). Outside sc
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from activities.tables import CaseRow
+from models import request_kinds
 from starters.api.auth import Principal
 from starters.api.problems import ApiProblem
 from starters.client import CcsError
 
-_REQUEST_SUFFIX = re.compile(r"-(ml|sar|grv)-[0-9]{1,4}$")
 CASE_ID = r"^[A-Za-z0-9_.-]{1,80}$"
 
 
@@ -27,7 +26,7 @@ class CaseScope:
 
 def case_of(workflow_id: str) -> str:
     """The case a request belongs to (``case-x-ml-1`` -> ``case-x``)."""
-    return _REQUEST_SUFFIX.sub("", workflow_id)
+    return request_kinds.case_of(workflow_id)
 
 
 def sees(who: Principal, county: str, jurisdiction: str) -> bool:

@@ -16,7 +16,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
-from models.actions import ACTIONS, REQUEST_ACTIONS, REQUEST_ROLES
+from models.actions import ACTIONS
+from models.request_kinds import request_kind
 from models.case import Actor, CaseStatus
 from models.counties import find_county
 from models.referral import Referral
@@ -38,9 +39,6 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update(FILTERS)
 STATIC = HERE / "static"
 SUPERVISORS = ("supervisor",)  # as the API's /work/stuck, /work/overdue and /work/workload
-# Request actions by the kind of request they act on.
-REQUEST_KIND_ACTIONS = {"ml": ("decide_meals_lodging", "submit_receipts"),
-                        "sar": ("decide_authorization", "extend_authorization")}
 ACTION_TITLES = {"assign_case_manager": "Reassign the case (assign a case manager)", "add_note": "Add a case note"}
 
 router = APIRouter(include_in_schema=False)
@@ -201,19 +199,12 @@ async def _refused(request, who, case_id, name, values, errors) -> HTMLResponse:
     return await _show_case(request, who, case_id, failed=failed, status_code=422)
 
 
-# ---- a request (meals and lodging, service authorization) -------------------------------
-
-def _request_kind(request_id: str) -> str | None:
-    for kind in REQUEST_KIND_ACTIONS:
-        if f"-{kind}-" in request_id:
-            return kind
-    return None
-
+# ---- a request (any kind in models/request_kinds.py) ------------------------------------
 
 async def _show_request(request: Request, who: Principal, case_id: str, request_id: str,
                         failed: dict | None = None, status_code: int = 200, done: str | None = None):
     services = _services(request)
-    kind = _request_kind(request_id)
+    kind = request_kind(request_id)
     if kind is None or not request_id.startswith(f"{case_id}-") or not await _case_or_404(request, who, case_id):
         return not_found(request, who, f"request {request_id}")
     try:
@@ -222,18 +213,11 @@ async def _show_request(request: Request, who: Principal, case_id: str, request_
         return not_found(request, who, f"request {request_id}")
     await record_access(services.sessions, who, case_id, f"web:request:{request_id}")
     actions = []
-    if req.state in ("awaiting_decision", "approved"):
-        for name in REQUEST_KIND_ACTIONS[kind]:
-            if who.role not in REQUEST_ROLES[name]:
-                continue
-            if name == "submit_receipts" and req.state != "approved":
-                continue
-            if name != "submit_receipts" and req.state != "awaiting_decision":
-                continue
+    for name, spec in kind.actions.items():  # the forms that fit the request's state and your role
+        if req.state in spec.states and who.role in spec.roles:
             f = failed if failed and failed["name"] == name else None
-            form = action_form(name, REQUEST_ACTIONS[name], f and f["values"], f and f["errors"],
-                               skip=forms.SERVER_FIELDS | {"request_id"})
-            actions.append(form)
+            actions.append(action_form(name, spec.model, f and f["values"], f and f["errors"],
+                                       skip=forms.SERVER_FIELDS | {"request_id"}))
     return render(request, "request.html", who, status_code, case_id=case_id, req=req, actions=actions,
                   done=done, failed=failed)
 
@@ -247,15 +231,15 @@ async def request_page(request: Request, case_id: str, request_id: str, done: st
 @router.post("/cases/{case_id}/requests/{request_id}/actions/{name}", response_class=HTMLResponse)
 async def act_on_request(request: Request, case_id: str, request_id: str, name: str,
                          who: Principal = Depends(person)):
-    kind = _request_kind(request_id)
-    if kind is None or name not in REQUEST_KIND_ACTIONS[kind] or not request_id.startswith(f"{case_id}-") \
+    kind = request_kind(request_id)
+    if kind is None or name not in kind.actions or not request_id.startswith(f"{case_id}-") \
             or not await _case_or_404(request, who, case_id):
         return not_found(request, who, f"request {request_id}")
     values = _form_values(await request.form())
     data = forms.parse(values)
     data.update(actor={"id": who.user_id, "role": who.role}, request_id=request_id)
     try:
-        REQUEST_ACTIONS[name].model_validate(data)
+        kind.actions[name].model.model_validate(data)
         await _services(request).cases.act(case_id, name, data)
     except (ValidationError, CcsError) as e:
         errors = forms.error_fields(e) if isinstance(e, ValidationError) else {"(form)": e.message, **e.fields}

@@ -89,7 +89,6 @@ async def query_during_restart() -> None:
     import tempfile
     from datetime import datetime, timezone
 
-    from temporalio.client import Client
 
     from activities.db import start_embedded, stop_embedded
     from migrations import upgrade_async
@@ -97,7 +96,8 @@ async def query_during_restart() -> None:
     from tests.canary.test_stale_clock import fired_then_waiting
     from tests.conftest import INTAKE
     from tests.helpers import referral
-    from tests.test_faults import CCS, DevServer, worker_env
+    from tests.rig import CCS, DevServer
+    from tests.test_faults import worker_env
 
     base = Path(tempfile.mkdtemp())
     base.chmod(0o755)
@@ -107,8 +107,7 @@ async def query_during_restart() -> None:
     server.start()
     worker = None
     try:
-        await server.connect()  # (waits for the server)
-        client = await Client.connect(server.address, data_converter=CONVERTER)
+        client = await server.connect(CONVERTER)
         queue = f"tq-{uuid.uuid4().hex[:8]}"
         env = worker_env(base, url, server.address, queue, 0)
         env.update(CCS_ENCRYPTION_KEYS=f"replay-test:{base64.b64encode(TEST_KEYRING.keys['replay-test']).decode()}",
@@ -154,7 +153,7 @@ async def query_during_restart() -> None:
         if worker is not None:
             worker.kill()
             worker.wait()
-        await server.stop()
+        await server.stop_async()
         stop_embedded(base / "pg")
         shutil.rmtree(base, ignore_errors=True)
 
