@@ -7,7 +7,10 @@ CPU, and two parts of each render did the same work every time:
   letter's CPU. Each rendering thread keeps one (they are not shared between threads);
 - subsetting the CJK font of the language-help taglines, whose glyphs are the same in every
   letter: HarfBuzz's subset of a CFF font is costly. A subset is a pure function of the font
-  and the glyphs kept, so the result is kept, keyed by both.
+  and the glyphs kept, so the result is kept, keyed by both;
+- copying each font's whole file out of HarfBuzz (the CJK collections are about 20 MB each)
+  for every letter. The copy is kept while the font stays loaded (at the same address, of the
+  same length, with the same first and last bytes), at the cost of holding it in memory.
 
 Either way the PDF's bytes are the same as without them (tests/test_letters.py checks)."""
 
@@ -20,6 +23,10 @@ _local = threading.local()
 _subsets: OrderedDict[tuple, bytes] = OrderedDict()
 _lock = threading.Lock()
 SUBSETS_KEPT = 64  # fonts x glyph sets; a letter uses about five fonts, most glyph sets recur
+_faces: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+FACES_KEPT = 8  # a letter uses about five font files
+BIG = 1 << 20  # font files worth keeping (not the small ones, nor each letter's subsets)
+CHECKED = 4096  # bytes compared at each end: a font file's table directory holds its tables' checksums
 
 
 def font_config():
@@ -30,6 +37,52 @@ def font_config():
 
         fc = _local.fonts = FontConfiguration()
     return fc
+
+
+def install() -> None:
+    """Keep font subsets and font files between letters (idempotent)."""
+    keep_subsets()
+    keep_face_data()
+
+
+def keep_face_data() -> None:
+    """Keep the copies of font files WeasyPrint takes for every PDF. Without the function
+    (another WeasyPrint), letters render as before, only slower."""
+    from weasyprint.pdf import fonts as pdf_fonts
+
+    copy = getattr(pdf_fonts, "get_hb_object_data", None)
+    if copy is None or getattr(copy, "kept", False):
+        return
+    from weasyprint.text.ffi import ffi, harfbuzz
+
+    def kept_copy(hb_object, ot_color=None, glyph=None):
+        if ot_color is not None:  # a colour glyph, not a face: as it was
+            return copy(hb_object, ot_color, glyph)
+        blob = harfbuzz.hb_face_reference_blob(hb_object)
+        try:
+            length = ffi.new("unsigned int *")
+            data = harfbuzz.hb_blob_get_data(blob, length)
+            if data == ffi.NULL:
+                return None
+            size = int(length[0])
+            if size < BIG:
+                return ffi.unpack(data, size)
+            key, live = (int(ffi.cast("uintptr_t", data)), size), ffi.buffer(data, size)
+            with _lock:
+                kept = _faces.get(key)
+            if kept is not None and kept[:CHECKED] == live[:CHECKED] and kept[-CHECKED:] == live[-CHECKED:]:
+                return kept
+            kept = ffi.unpack(data, size)
+            with _lock:
+                _faces[key] = kept
+                while len(_faces) > FACES_KEPT:
+                    _faces.popitem(last=False)
+            return kept
+        finally:
+            harfbuzz.hb_blob_destroy(blob)
+
+    kept_copy.kept = True
+    pdf_fonts.get_hb_object_data = kept_copy
 
 
 def keep_subsets() -> None:
