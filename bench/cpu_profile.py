@@ -25,7 +25,10 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from activities.db import make_engine
+from activities.tables import LetterRow
 from bench.common import BIN, ROOT, command_line, log, machine_md, md_table, stack, write_section
 from bench.floor_vs_product import FLOOR_Q, PRODUCT_Q, Floor, Product, run_variant
 
@@ -75,7 +78,7 @@ def analyse(raw: Path, top: int = 12) -> dict:
         buckets[label] += n
         own[_func(frames[-1])] += n
         for f in set(map(_func, frames)):
-            if f.startswith(("workflows/", "models/", "rules/", "activities/", "letters/", "starters/", "workers/")):
+            if f.startswith(("workflows/", "models/", "rules/", "activities/", "letters/", "workers/")):
                 incl[f] += n
     pct = lambda n: f"{n / total:.1%}"  # noqa: E731
     return {
@@ -163,11 +166,14 @@ async def main(args) -> None:
             log(f"{name}: {res['cases_per_s']:.1f} cases/s, worker {res['cpu']['worker'] / args.cases * 1000:.0f} ms "
                 f"CPU/case, {profiles[name]['samples']} samples; flame graph {spy.svg}")
         load.append(Path("/proc/loadavg").read_text().split()[0])
+        async with engine.connect() as conn:
+            letters = (await conn.execute(select(func.count()).select_from(LetterRow)
+                                          .where(LetterRow.case_id.in_(results["product"]["ids"])))).scalar_one()
         await engine.dispose()
-    write_section("cpu_profile", report(args, results, profiles, payloads, load))
+    write_section("cpu_profile", report(args, results, profiles, payloads, load, letters / args.cases))
 
 
-def report(args, results, profiles, payloads, load) -> str:
+def report(args, results, profiles, payloads, load, letters: float) -> str:
     p, res = profiles["product"], results["product"]
     worker_ms = res["cpu"]["worker"] / args.cases * 1000
     sampled_ms = p["samples"] / args.rate / args.cases * 1000
@@ -187,9 +193,10 @@ other load changes them less than it changes times).
 
 {machine_md()}
 
-The product's worker used {worker_ms:.0f} ms CPU per case ({res['cases_per_s']:.1f} cases/s); py-spy's samples of
-its Python threads account for {sampled_ms:.0f} ms of it (the rest: the SDK's Rust core and the
-interpreter's own threads). Where the sampled time went, by the first matching frame of each stack:
+The product's worker used {worker_ms:.0f} ms CPU per case ({res['cases_per_s']:.1f} cases/s) and rendered {letters:.1f}
+PDF letters per case. py-spy counted {sampled_ms:.0f} ms of busy Python threads per case (it counts a
+thread busy unless it sees it wait, and cannot see the SDK's Rust core: compare shares, not
+times). Where the samples fell, by the first matching frame of each stack:
 
 {md_table(p['buckets'], [("what", "bucket"), ("share", "share of samples")])}
 
