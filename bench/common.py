@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md")
 BIN = Path(sys.executable).parent
 # Sections of RESULTS.md, in this order.
-ORDER = ("floor_vs_product", "cpu_profile", "scale", "life21", "backup_restore")
+ORDER = ("floor_vs_product", "cpu_profile", "cpu_cuts", "scale", "life21", "backup_restore")
 
 
 # ---- the machine -----------------------------------------------------------------------
