@@ -8,6 +8,8 @@ CPU, and two parts of each render did the same work every time:
 - subsetting the CJK font of the language-help taglines, whose glyphs are the same in every
   letter: HarfBuzz's subset of a CFF font is costly. A subset is a pure function of the font
   and the glyphs kept, so the result is kept, keyed by both;
+- compressing (zlib, level 9) the same font subsets into every PDF, twice each: the
+  compressed stream is kept with the subset it was made from (the very same bytes object);
 - copying each font's whole file out of HarfBuzz (the CJK collections are about 20 MB each)
   for every letter. The copy is kept while the font stays loaded (at the same address, of the
   same length, with the same first and last bytes), at the cost of holding it in memory.
@@ -40,9 +42,50 @@ def font_config():
 
 
 def install() -> None:
-    """Keep font subsets and font files between letters (idempotent)."""
+    """Keep font subsets, their compressed streams and font files between letters (idempotent)."""
     keep_subsets()
     keep_face_data()
+    keep_compressed_fonts()
+
+
+_streams: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+STREAMS_KEPT = 32
+STREAM_MIN = 16 << 10  # smaller streams (page contents, small fonts) are compressed as before
+
+
+def keep_compressed_fonts() -> None:
+    """Keep pydyf's compressed stream of a large single-part stream (a font), keyed by the
+    identity of its bytes, which the entry holds so the identity cannot be reused."""
+    import zlib
+
+    import pydyf
+
+    data = getattr(pydyf.Stream, "data", None)
+    if not isinstance(data, property) or getattr(data.fget, "kept", False):
+        return
+
+    def kept_data(stream):
+        parts = stream.stream
+        if not (stream.compress and len(parts) == 1 and isinstance(parts[0], bytes) and len(parts[0]) >= STREAM_MIN):
+            return data.fget(stream)
+        raw = parts[0]
+        with _lock:
+            entry = _streams.get(id(raw))
+            if entry is not None and entry[0] is raw:
+                _streams.move_to_end(id(raw))
+        if entry is None or entry[0] is not raw:
+            compressor = zlib.compressobj(level=9)  # as pydyf does
+            entry = (raw, compressor.compress(raw) + compressor.flush())
+            with _lock:
+                _streams[id(raw)] = entry
+                while len(_streams) > STREAMS_KEPT:
+                    _streams.popitem(last=False)
+        extra = pydyf.Dictionary(stream.extra.copy())
+        extra["Filter"], extra["Length"] = "/FlateDecode", len(entry[1])
+        return b"\n".join((extra.data, b"stream", entry[1], b"endstream"))
+
+    kept_data.kept = True
+    pydyf.Stream.data = property(kept_data)
 
 
 def keep_face_data() -> None:

@@ -114,6 +114,7 @@ def test_fonts_kept_between_letters_change_no_byte():
     def cold(data) -> bytes:  # a new thread (its own FontConfiguration), no subset or font file kept
         fonts._subsets.clear()
         fonts._faces.clear()
+        fonts._streams.clear()
         with ThreadPoolExecutor(1) as fresh:
             return fresh.submit(lambda: render(data).pdf).result()
 
@@ -121,7 +122,7 @@ def test_fonts_kept_between_letters_change_no_byte():
                sample("notice_of_action", child_name="Lucia Testcase")]
     expected = [cold(d) for d in letters]
     assert [render(d).pdf for d in letters + letters] == expected + expected
-    assert fonts._subsets and fonts._faces  # kept, and used for the second round
+    assert fonts._subsets and fonts._faces and fonts._streams  # kept, and used for the second round
 
 
 def test_taglines_are_sourced_and_printed_in_their_script():
