@@ -1,7 +1,7 @@
 """Fonts for WeasyPrint, set up once instead of for every letter.
 
 Profiled under load (bench/RESULTS.md, "CPU profile"), PDF letters were most of the worker's
-CPU, and two parts of each render did the same work every time:
+CPU, and four parts of each render did the same work every time:
 
 - a new FontConfiguration (fontconfig and Pango's font map) per document: a third of a
   letter's CPU. Each rendering thread keeps one (they are not shared between threads);
@@ -22,13 +22,17 @@ import threading
 from collections import OrderedDict
 
 _local = threading.local()
-_subsets: OrderedDict[tuple, bytes] = OrderedDict()
 _lock = threading.Lock()
+_subsets: OrderedDict[tuple, bytes] = OrderedDict()
 SUBSETS_KEPT = 64  # fonts x glyph sets; a letter uses about five fonts, most glyph sets recur
+_streams: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+STREAMS_KEPT = 32
+STREAM_MIN = 16 << 10  # smaller streams (page contents, small fonts) are compressed as before
 _faces: OrderedDict[tuple[int, int], bytes] = OrderedDict()
 FACES_KEPT = 8  # a letter uses about five font files
 BIG = 1 << 20  # font files worth keeping (not the small ones, nor each letter's subsets)
 CHECKED = 4096  # bytes compared at each end: a font file's table directory holds its tables' checksums
+_installed = False
 
 
 def font_config():
@@ -42,15 +46,15 @@ def font_config():
 
 
 def install() -> None:
-    """Keep font subsets, their compressed streams and font files between letters (idempotent)."""
-    keep_subsets()
-    keep_face_data()
-    keep_compressed_fonts()
-
-
-_streams: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
-STREAMS_KEPT = 32
-STREAM_MIN = 16 << 10  # smaller streams (page contents, small fonts) are compressed as before
+    """Keep font subsets, their compressed streams and font files between letters (once per
+    process, whichever thread renders first)."""
+    global _installed
+    with _lock:
+        if not _installed:
+            keep_subsets()
+            keep_face_data()
+            keep_compressed_fonts()
+            _installed = True
 
 
 def keep_compressed_fonts() -> None:
