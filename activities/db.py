@@ -27,8 +27,11 @@ def start_embedded(pgdata: Path) -> str:
     return async_url(server.get_uri())
 
 
-def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+def make_engine(url: str, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """``pre_ping=False`` (the worker): no test round trips before each use of a pooled
+    connection (asyncpg's ping is three statements). After a PostgreSQL restart the first use
+    fails, the pool drops its stale connections, and the activity's retry gets a fresh one."""
+    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=10, pool_pre_ping=pre_ping)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

@@ -84,18 +84,27 @@ class LetterStore:
         row.sha256, row.size = hashlib.sha256(letter.pdf).hexdigest(), len(letter.pdf)
         return letter.pdf
 
-    async def ensure_rendered(self, key: str) -> None:
+    async def ensure_rendered(self, key: str) -> tuple[LetterRow | None, bytes | None]:
         """Render a stored letter's PDF if it is not yet, holding no connection or lock while
-        the layout runs (a burst of letters must not starve the step recorder of connections)."""
+        the layout runs (a burst of letters must not starve the step recorder of connections).
+
+        Returns the letter's row as read (None: no letter under ``key``) and the PDF if it was
+        rendered now; delivery reads the row once, and opens a stored PDF only to e-mail it."""
         async with self.sessions() as session:
             row = await session.get(LetterRow, key)
             if row is None or row.sealed is not None:
-                return
+                return row, None
             session.expunge(row)
-        await self.rendered(row)
+        pdf = await self.rendered(row)
         async with self.sessions.begin() as session:
             await session.execute(update(LetterRow).where(LetterRow.key == key, LetterRow.sealed.is_(None))
                                   .values(sealed=row.sealed, sha256=row.sha256, size=row.size))
+        return row, pdf
+
+    async def queue_for_print(self, session, key: str) -> None:
+        """Queue a letter for the print room (inside the caller's transaction); once only."""
+        await session.execute(update(LetterRow).where(LetterRow.key == key, LetterRow.print_status.is_(None))
+                              .values(print_status="queued"))
 
     # ---- reading ------------------------------------------------------------------------
 

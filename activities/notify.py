@@ -147,8 +147,7 @@ class Notifier:
         """Deliver each pending notice among ``keys``; return how many were sent now."""
         sent = 0
         for key in keys:
-            if self.letters is not None:
-                await self.letters.ensure_rendered(key)
+            letter, pdf = await self.letters.ensure_rendered(key) if self.letters is not None else (None, None)
             async with self.sessions.begin() as session:
                 row = (await session.execute(
                     select(OutboxRow).where(OutboxRow.key == key, OutboxRow.status == "pending")
@@ -158,12 +157,10 @@ class Notifier:
                 row.attempts += 1
                 address = self.resolve(Notice(key=row.key, kind=row.kind, to=row.recipient,
                                               address=row.address, subject=row.subject, body=row.body))
-                letter = await session.get(LetterRow, key) if self.letters else None
-                pdf = await self.letters.rendered(letter) if letter is not None else None
                 if address is None:
                     row.status, row.channel = "postal", "print"
                     if letter is not None:
-                        letter.print_status = letter.print_status or "queued"
+                        await self.letters.queue_for_print(session, key)
                     continue
                 msg = EmailMessage()
                 msg["From"], msg["To"], msg["Subject"] = self.mail_from, address, row.subject
@@ -172,7 +169,7 @@ class Notifier:
                 if letter is None:
                     msg.set_content(row.body)
                 else:
-                    attach_letter(msg, row, letter, pdf)
+                    attach_letter(msg, row, letter, pdf if pdf is not None else self.letters.unseal(letter))
                 try:
                     await self.channel.send(msg, row.key)
                 except PermanentDeliveryError as e:

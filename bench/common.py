@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md")
 BIN = Path(sys.executable).parent
 # Sections of RESULTS.md, in this order.
-ORDER = ("floor_vs_product", "scale", "life21", "backup_restore")
+ORDER = ("floor_vs_product", "cpu_profile", "cpu_cuts", "scale", "life21", "backup_restore")
 
 
 # ---- the machine -----------------------------------------------------------------------
@@ -179,6 +179,7 @@ def referral(i: int, *, county: str = "Kern", dob: date | None = None, tag: str 
     data["child"]["first_name"] = f"Bench{tag}{i}"
     data["child"].pop("cin", None)  # the example's Medi-Cal number would make every child one child
     data["child"]["county"] = county
+    data["child"]["cin"] = None  # the example's one CIN would make every child the same case
     if dob is not None:
         data["child"]["date_of_birth"] = dob.isoformat()
     return data

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from letters.catalog import KINDS, NOA_ACTIONS, RULES, letter_language, subject
+from letters import fonts
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE.parent / "reference" / "ccs_offices.json"
@@ -132,8 +133,9 @@ def body_text(data: LetterData) -> str:
 def render_pdf(html: str, data: LetterData) -> bytes:
     from weasyprint import HTML
 
+    fonts.install()
     buf = io.BytesIO()
-    doc = HTML(string=html, base_url=str(HERE)).render()
+    doc = HTML(string=html, base_url=str(HERE)).render(font_config=fonts.font_config())
     # Fixed metadata: the letter's own date, never the clock, so the same data is the same bytes.
     stamp = data.on.isoformat()
     doc.metadata.created = doc.metadata.modified = stamp

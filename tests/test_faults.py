@@ -684,7 +684,7 @@ async def test_postgres_down_mid_lifecycle(dev_env, private_pg, tmp_path):
     started = time.monotonic()
     pgdata, url = private_pg
     await upgrade_async(url)
-    engine = make_engine(url)
+    engine = make_engine(url, pre_ping=False)  # as the worker's (workers/worker.py)
     sessions = session_factory(engine)
     channel = CountingChannel(MailboxChannel(tmp_path / "mailbox"))
     notifier = Notifier(sessions, channel, MAIL_FROM, SUPERVISOR)

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from temporalio.testing import ActivityEnvironment
 
 from activities.letters import LetterStore
@@ -123,6 +123,41 @@ async def test_a_family_without_e_mail_gets_a_printed_letter_from_the_queue(sess
     assert case_id not in [q["case_id"] for q in await print_queue(store)]
     assert [(x["kind"], x["print_status"]) for x in await case_letters(store, case_id)] == [
         ("notice_of_action", "printed")]
+
+
+async def test_delivery_reads_each_letter_once_and_opens_a_stored_pdf_only_to_mail_it(sessions, engine, store,
+                                                                                      tmp_path, monkeypatch):
+    reads, opened = [], []
+
+    def seen(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM letters" in statement:
+            reads.append(statement)
+
+    unseal = store.unseal
+    monkeypatch.setattr(store, "unseal", lambda row: opened.append(row.kind) or unseal(row))
+    mailbox = tmp_path / "mail"
+    acts = CaseActivities(sessions, Notifier(sessions, MailboxChannel(mailbox), "ccs@county.example",
+                                             "sup@county.example", letters=store))
+    case_id = f"case-test-{uuid.uuid4().hex[:16]}"
+    posted, mailed = letter_notice(case_id, address=None), letter_notice(case_id, "case_open")
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await ActivityEnvironment().run(acts.record_steps, [step(case_id, [posted, mailed])])
+        await acts.notifier.drain()
+        assert len(reads) == 2 and opened == []  # one read per letter; each PDF mailed as rendered
+        # A worker that died after mailing, before marking it sent: the stored PDF goes again.
+        async with sessions.begin() as s:
+            await s.execute(update(OutboxRow).where(OutboxRow.key == mailed.key).values(status="pending"))
+        assert await acts.notifier.deliver([posted.key, mailed.key]) == 1
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert len(reads) == 4 and opened == ["case_open"]
+    assert len(list(mailbox.glob("*.eml"))) == 1  # the same Message-ID: the copy replaced the first
+    async with sessions() as s:
+        letters = {r.kind: r for r in (await s.scalars(select(LetterRow).where(LetterRow.case_id == case_id)))}
+        outbox = {r.kind: r.status for r in (await s.scalars(select(OutboxRow).where(OutboxRow.case_id == case_id)))}
+    assert outbox == {"notice_of_action": "postal", "case_open": "sent"}
+    assert (letters["notice_of_action"].print_status, letters["case_open"].print_status) == ("queued", None)
 
 
 # ---- SMTP over TLS --------------------------------------------------------------------

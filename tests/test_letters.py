@@ -104,6 +104,27 @@ def test_same_data_same_bytes_and_other_data_other_bytes():
     assert PdfReader(io.BytesIO(a)).metadata["/CreationDate"].startswith("D:20260331")
 
 
+def test_fonts_kept_between_letters_change_no_byte():
+    """The font setup and subsets letters.fonts keeps (for CPU) print exactly what a fresh
+    renderer prints, letter after letter, whatever came before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from letters import fonts
+
+    def cold(data) -> bytes:  # a new thread (its own FontConfiguration), no subset or font file kept
+        fonts._subsets.clear()
+        fonts._faces.clear()
+        fonts._streams.clear()
+        with ThreadPoolExecutor(1) as fresh:
+            return fresh.submit(lambda: render(data).pdf).result()
+
+    letters = [sample("notice_of_action"), sample("case_open", "es", child_name="Zoë Ðặng Testcase"),
+               sample("notice_of_action", child_name="Lucia Testcase")]
+    expected = [cold(d) for d in letters]
+    assert [render(d).pdf for d in letters + letters] == expected + expected
+    assert fonts._subsets and fonts._faces and fonts._streams  # kept, and used for the second round
+
+
 def test_taglines_are_sourced_and_printed_in_their_script():
     taglines = json.loads((HERE / "taglines.json").read_text())
     assert len(taglines["languages"]) + len(taglines["unsourced"]) >= 15

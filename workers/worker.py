@@ -44,7 +44,7 @@ async def ensure_search_attributes(client: Client, namespace: str, known: bool =
 
 
 def build_activities(settings: Settings, database_url: str) -> tuple[CaseActivities, object]:
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, pre_ping=False)  # activities retry: no ping per use
     sessions = session_factory(engine)
     keyring = load_keyring(settings)
     notifier = Notifier(sessions, channel_from_settings(settings), settings.mail_from, settings.supervisor_email,

@@ -1,0 +1,165 @@
+"""Fonts for WeasyPrint, set up once instead of for every letter.
+
+Profiled under load (bench/RESULTS.md, "CPU profile"), PDF letters were most of the worker's
+CPU, and four parts of each render did the same work every time:
+
+- a new FontConfiguration (fontconfig and Pango's font map) per document: a third of a
+  letter's CPU. Each rendering thread keeps one (they are not shared between threads);
+- subsetting the CJK font of the language-help taglines, whose glyphs are the same in every
+  letter: HarfBuzz's subset of a CFF font is costly. A subset is a pure function of the font
+  and the glyphs kept, so the result is kept, keyed by both;
+- compressing (zlib, level 9) the same font subsets into every PDF, twice each: the
+  compressed stream is kept with the subset it was made from (the very same bytes object);
+- copying each font's whole file out of HarfBuzz (the CJK collections are about 20 MB each)
+  for every letter. The copy is kept while the font stays loaded (at the same address, of the
+  same length, with the same first and last bytes), at the cost of holding it in memory.
+
+Either way the PDF's bytes are the same as without them (tests/test_letters.py checks)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+_local = threading.local()
+_lock = threading.Lock()
+_subsets: OrderedDict[tuple, bytes] = OrderedDict()
+SUBSETS_KEPT = 64  # fonts x glyph sets; a letter uses about five fonts, most glyph sets recur
+_streams: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+STREAMS_KEPT = 32
+STREAM_MIN = 16 << 10  # smaller streams (page contents, small fonts) are compressed as before
+_faces: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+FACES_KEPT = 8  # a letter uses about five font files
+BIG = 1 << 20  # font files worth keeping (not the small ones, nor each letter's subsets)
+CHECKED = 4096  # bytes compared at each end: a font file's table directory holds its tables' checksums
+_installed = False
+
+
+def font_config():
+    """This thread's WeasyPrint FontConfiguration."""
+    fc = getattr(_local, "fonts", None)
+    if fc is None:
+        from weasyprint.text.fonts import FontConfiguration
+
+        fc = _local.fonts = FontConfiguration()
+    return fc
+
+
+def install() -> None:
+    """Keep font subsets, their compressed streams and font files between letters (once per
+    process, whichever thread renders first)."""
+    global _installed
+    with _lock:
+        if not _installed:
+            keep_subsets()
+            keep_face_data()
+            keep_compressed_fonts()
+            _installed = True
+
+
+def keep_compressed_fonts() -> None:
+    """Keep pydyf's compressed stream of a large single-part stream (a font), keyed by the
+    identity of its bytes, which the entry holds so the identity cannot be reused."""
+    import zlib
+
+    import pydyf
+
+    data = getattr(pydyf.Stream, "data", None)
+    if not isinstance(data, property) or getattr(data.fget, "kept", False):
+        return
+
+    def kept_data(stream):
+        parts = stream.stream
+        if not (stream.compress and len(parts) == 1 and isinstance(parts[0], bytes) and len(parts[0]) >= STREAM_MIN):
+            return data.fget(stream)
+        raw = parts[0]
+        with _lock:
+            entry = _streams.get(id(raw))
+            if entry is not None and entry[0] is raw:
+                _streams.move_to_end(id(raw))
+        if entry is None or entry[0] is not raw:
+            compressor = zlib.compressobj(level=9)  # as pydyf does
+            entry = (raw, compressor.compress(raw) + compressor.flush())
+            with _lock:
+                _streams[id(raw)] = entry
+                while len(_streams) > STREAMS_KEPT:
+                    _streams.popitem(last=False)
+        extra = pydyf.Dictionary(stream.extra.copy())
+        extra["Filter"], extra["Length"] = "/FlateDecode", len(entry[1])
+        return b"\n".join((extra.data, b"stream", entry[1], b"endstream"))
+
+    kept_data.kept = True
+    pydyf.Stream.data = property(kept_data)
+
+
+def keep_face_data() -> None:
+    """Keep the copies of font files WeasyPrint takes for every PDF. Without the function
+    (another WeasyPrint), letters render as before, only slower."""
+    from weasyprint.pdf import fonts as pdf_fonts
+
+    copy = getattr(pdf_fonts, "get_hb_object_data", None)
+    if copy is None or getattr(copy, "kept", False):
+        return
+    from weasyprint.text.ffi import ffi, harfbuzz
+
+    def kept_copy(hb_object, ot_color=None, glyph=None):
+        if ot_color is not None:  # a colour glyph, not a face: as it was
+            return copy(hb_object, ot_color, glyph)
+        blob = harfbuzz.hb_face_reference_blob(hb_object)
+        try:
+            length = ffi.new("unsigned int *")
+            data = harfbuzz.hb_blob_get_data(blob, length)
+            if data == ffi.NULL:
+                return None
+            size = int(length[0])
+            if size < BIG:
+                return ffi.unpack(data, size)
+            key, live = (int(ffi.cast("uintptr_t", data)), size), ffi.buffer(data, size)
+            with _lock:
+                kept = _faces.get(key)
+            if kept is not None and kept[:CHECKED] == live[:CHECKED] and kept[-CHECKED:] == live[-CHECKED:]:
+                return kept
+            kept = ffi.unpack(data, size)
+            with _lock:
+                _faces[key] = kept
+                while len(_faces) > FACES_KEPT:
+                    _faces.popitem(last=False)
+            return kept
+        finally:
+            harfbuzz.hb_blob_destroy(blob)
+
+    kept_copy.kept = True
+    pdf_fonts.get_hb_object_data = kept_copy
+
+
+def keep_subsets() -> None:
+    """Remember WeasyPrint's font subsets (idempotent). Without Font.subset (another
+    WeasyPrint), letters render as before, only slower."""
+    from weasyprint.pdf.fonts import Font
+
+    subset = getattr(Font, "subset", None)
+    if subset is None or getattr(subset, "kept", False):
+        return
+
+    def kept_subset(font, to_unicode, hinting):
+        if not to_unicode:
+            return subset(font, to_unicode, hinting)
+        # font.hash digests the font's description (family, style, weight, size); the length
+        # of its data and its index in a collection tell font files of one family apart.
+        key = (font.hash, font.family, font.index, len(font.file_content), bool(font.missing), hinting,
+               tuple(sorted(to_unicode)))
+        with _lock:
+            done = _subsets.get(key)
+            if done is not None:
+                _subsets.move_to_end(key)
+        if done is not None:
+            font.file_content = done
+            return
+        subset(font, to_unicode, hinting)
+        with _lock:
+            _subsets[key] = font.file_content
+            while len(_subsets) > SUBSETS_KEPT:
+                _subsets.popitem(last=False)
+
+    kept_subset.kept = True
+    Font.subset = kept_subset
