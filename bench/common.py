@@ -179,7 +179,6 @@ def referral(i: int, *, county: str = "Kern", dob: date | None = None, tag: str 
     data["child"]["first_name"] = f"Bench{tag}{i}"
     data["child"].pop("cin", None)  # the example's Medi-Cal number would make every child one child
     data["child"]["county"] = county
-    data["child"]["cin"] = None  # the example's one CIN would make every child the same case
     if dob is not None:
         data["child"]["date_of_birth"] = dob.isoformat()
     return data
