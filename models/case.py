@@ -277,6 +277,8 @@ class CaseInput(_Model):
 class CaseState(_Model):
     case_id: str
     policy: Policy
+    # The published policy version the case follows (workflows/policy_in_force.py); None: as referred.
+    policy_version: str | None = None
     child: Child
     referrer: Referrer
     medi_cal: MediCal

@@ -402,6 +402,7 @@ class RequestStart(_Model):
 
     workflow: Literal["MealsLodgingWorkflow", "ServiceAuthorizationWorkflow", "GrievanceWorkflow"]
     input: MealsLodgingInput | AuthorizationInput | GrievanceInput
+    received_on: date | None = None  # the case's day it was asked for: the date its policy is taken on
 
 
 # A request's status model by the infix of its ID (CASE-ml-1, CASE-sar-2, CASE-grv-3).

@@ -21,6 +21,7 @@ from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, 
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
 from workflows.identity import DuplicateHandling
+from workflows.policy_in_force import POLICY_IN_FORCE, take_current_policy, with_policy_in_force
 
 with workflow.unsafe.imports_passed_through():
     from models import search
@@ -168,8 +169,14 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     # ---- requests (child workflows) -----------------------------------------------
 
     async def _start_requests(self) -> None:
+        in_force = bool(self.s.requests_to_start) and workflow.patched(POLICY_IN_FORCE)
+        if in_force:
+            await take_current_policy(self.s)
+            self._events += 4
         while self.s.requests_to_start:
             start = self.s.requests_to_start[0]
+            if in_force:
+                start = with_policy_in_force(start, self.s, self._today())
             self._events += 6
             try:
                 await workflow.start_child_workflow(
@@ -213,7 +220,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
                     conditions=s.conditions, requested_by=a.actor, request=a.request)
 
     def _queue_request(self, workflow_type: str, inp, kind: str) -> dict:
-        self.s.requests_to_start.append(RequestStart(workflow=workflow_type, input=inp))
+        self.s.requests_to_start.append(RequestStart(workflow=workflow_type, input=inp, received_on=self._today()))
         self.s.requests[inp.request_id] = RequestSummary(
             request_id=inp.request_id, kind=kind, state="starting", summary="request received",
             next_deadline=None, closed=False)
@@ -222,7 +229,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
     def _check_request_meals_lodging(self, a) -> None:
         problems = {f"request.{k}": v for k, v in {
             **condition_problems(a.request.condition_id, self.s.conditions),
-            **meals_lodging_problems(a.request, self._today(), self.s.policy)}.items()}
+            **meals_lodging_problems(a.request, self._today(), self.s.policy.in_force(self._today()))}.items()}
         if problems:
             raise invalid("request_meals_lodging: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
@@ -436,7 +443,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         """The year's fee by rule (HSC 123900); before the rule, the amount the case manager typed."""
         s = self.s
         if workflow.patched("enrollment-fee-rule"):
-            fees = assess_fees(s.finances, s.policy.fees)
+            fees = assess_fees(s.finances, s.policy.in_force(today).fees)  # the fees in force that day
             s.enrollment_fee = EnrollmentFee(amount=fees.enrollment_fee, assessment_fee=fees.assessment_fee,
                                              due_on=today, basis=fees.basis)
         elif s.finances.enrollment_fee:
