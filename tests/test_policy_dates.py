@@ -162,3 +162,31 @@ async def test_a_policy_published_after_referral_reaches_the_running_cases_next_
     # The policy the case took is in its history: a replay takes it again without asking.
     history = await env.client.get_workflow_handle(cid).fetch_history()
     await Replayer(workflows=WORKFLOWS, data_converter=CONVERTER).replay_workflow(history)
+
+
+async def test_ccs_policy_shows_the_values_in_force_and_publishes_once(tmp_path, monkeypatch, capsys, database_url,
+                                                                        sessions, unpublished):
+    import asyncio
+    import json
+
+    from starters.cli import main
+
+    monkeypatch.setenv("CCS_POLICY", str(policy_file(tmp_path, DATED)))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CCS_HOME", str(tmp_path / "home"))
+
+    async def ccs(*argv) -> tuple[int, dict]:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, [*argv, "--json"])
+        return code, json.loads(capsys.readouterr().out)
+
+    code, shown = await ccs("policy", "show", "--on", JULY.isoformat())
+    assert code == 0 and shown["in_force"]["meals_lodging"]["meals_per_person_per_day"] == "18.00"
+    assert [c["effective"] for c in shown["changes"]] == ["2026-01-01", JULY.isoformat()]
+    assert (await ccs("policy", "publish"))[1] == {"version": shown["version"], "changed": True}
+    assert (await ccs("policy", "publish"))[1] == {"version": shown["version"], "changed": False}
+    assert (await current_published(sessions)).policy.in_force(JULY).meals_lodging.receipts_within == timedelta(days=30)
+    policy_file(tmp_path, '[[change]]\neffective = 2027-07-01\n[change.intake]\nsecond_notice_after = "P9D"\n')
+    code, refused = await ccs("policy", "publish")
+    assert code == 2 and "names intake" in json.dumps(refused)
+    assert (await current_published(sessions)).version == shown["version"]  # nothing changed

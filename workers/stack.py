@@ -15,6 +15,7 @@ from activities.db import async_url, start_embedded, stop_embedded
 from migrations import upgrade_async
 from models import search
 from models.converter import EncryptionCodec, load_keyring
+from activities.policy import publish_policy
 from models.policy import load_policy
 from models.settings import Settings
 from starters.client import CcsError, connect
@@ -170,6 +171,7 @@ async def up(settings: Settings, echo=print, demo: bool = False) -> None:
         await ensure_purge_schedule(client, settings.task_queue, policy.timezone)
         activities, engine = build_activities(settings, url)
         stack.push_async_callback(engine.dispose)
+        await publish_policy(activities.sessions, policy)  # running cases take an edited file
         worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows,
                               policy.retention)
         await stack.enter_async_context(worker)
