@@ -190,3 +190,14 @@ async def test_ccs_policy_shows_the_values_in_force_and_publishes_once(tmp_path,
     code, refused = await ccs("policy", "publish")
     assert code == 2 and "names intake" in json.dumps(refused)
     assert (await current_published(sessions)).version == shown["version"]  # nothing changed
+
+
+def test_the_readmes_policy_files_load(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert any("[[change]]" in b for b in blocks)
+    for block in blocks:
+        load_policy(policy_file(tmp_path, block))
