@@ -201,3 +201,21 @@ def test_the_readmes_policy_files_load(tmp_path):
     assert any("[[change]]" in b for b in blocks)
     for block in blocks:
         load_policy(policy_file(tmp_path, block))
+
+
+async def test_the_fee_is_assessed_with_the_fees_in_force_that_day(ts_worker, unpublished):
+    """HSC 123900 amounts change yearly (poverty guidelines, DHCS's schedule): a case becoming
+    active after a dated change owes the new amounts; one active before keeps what it was told."""
+    env, cases = ts_worker
+    today = (await env.get_current_time()).date()
+    cases.policy = Policy.model_validate({"changes": [
+        {"effective": today + timedelta(days=5), "values": {"fees": {"assessment_fee": "20"}}}]})
+    scale = {"residential_in_county": True, "family_agi": "150000", "expected_annual_cost": "40000",
+             "family_size": 3, "gross_income": "160000"}
+    before = (await cases.refer(referral(first_name="FeeBefore"), INTAKE)).case_id
+    await to_active(cases, before, finances=scale)
+    await env.sleep(timedelta(days=6))
+    after = (await cases.refer(referral(first_name="FeeAfter"), INTAKE)).case_id
+    await to_active(cases, after, finances=scale)
+    fees = [(await cases.show(cid)).enrollment_fee for cid in (before, after)]
+    assert [(f.amount, f.assessment_fee) for f in fees] == [(D("100"), D("0")), (D("100"), D("20"))]

@@ -12,10 +12,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from activities.db import async_url, start_embedded, stop_embedded
+from activities.policy import publish_policy
 from migrations import upgrade_async
 from models import search
 from models.converter import EncryptionCodec, load_keyring
-from activities.policy import publish_policy
 from models.policy import load_policy
 from models.settings import Settings
 from starters.client import CcsError, connect
