@@ -1,5 +1,6 @@
 """Every regulatory number in one model. A deployment overrides any of them with a
-TOML file named by ``CCS_POLICY``; durations are ISO 8601 (``P7D``, ``PT5S``).
+TOML file named by ``CCS_POLICY``; durations are ISO 8601 (``P7D``, ``PT5S``). Rates, caps and
+fees may also change on a date (``[[change]]``, ``PolicyChange``): ``Policy.in_force(day)``.
 
 Sources (SPEC §1): 22 CCR 41514 (application), 22 CCR 41610 (residential/financial,
 renewal), 22 CCR 42132 (Notice of Action), 22 CCR 42160/42180 (appeal, fair hearing),
