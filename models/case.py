@@ -230,6 +230,8 @@ class Milestone(_Model):
 class CaseStatus(_Model):
     case_id: str
     stage: Stage
+    # The policy version the case follows (`ccs policy show` prints a file's); None: as referred.
+    policy_version: str | None = None
     stage_since: datetime
     county: str
     jurisdiction: Jurisdiction

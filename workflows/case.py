@@ -21,7 +21,7 @@ from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, 
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
 from workflows.identity import DuplicateHandling
-from workflows.policy_in_force import POLICY_IN_FORCE, take_current_policy, with_policy_in_force
+from workflows.policy_in_force import POLICY_EACH_RUN, POLICY_IN_FORCE, take_current_policy, with_policy_in_force
 
 with workflow.unsafe.imports_passed_through():
     from models import search
@@ -96,6 +96,9 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self._upsert_search_attributes()
         if self.s.runs > 1:
             workflow.logger.info("case continued as new (run %d)", self.s.runs)
+            if workflow.patched(POLICY_EACH_RUN):
+                await take_current_policy(self.s)  # once a run: a case starting no requests follows it too
+                self._events += 4
         # Runs begun before this patch cleared the wake flag after the awaits below, so a step
         # taken during them waited for the next timer to reach search attributes.
         wake_first = workflow.patched("wake-before-flush")
@@ -303,6 +306,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self.s = CaseState(
             case_id=inp.case_id,
             policy=policy,
+            policy_version=policy.version(),
             child=ref.child.model_copy(update={"county": county.name if county else ref.child.county}),
             referrer=ref.referrer,
             medi_cal=ref.medi_cal,
@@ -1011,7 +1015,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
             key=lambda m: m.at,
         )
         return CaseStatus(
-            case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county,
+            case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county, policy_version=s.policy_version,
             jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan, appeals_and_sars_by="state" if s.state_decides else "county",
             case_management=self._case_management(),
             case_manager=s.case_manager, child=s.child, conditions=s.conditions,

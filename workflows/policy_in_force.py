@@ -1,7 +1,7 @@
 """How a running case follows the deployment's policy (models/policy.py, activities/policy.py).
 
-Before it starts requests, the case asks the ``current_policy`` local activity whether a
-newer policy was published (``ccs policy publish``, or ``ccs up`` at start); the answer is
+Before it starts requests, and when a new run begins (continue-as-new, about once a year),
+the case asks the ``current_policy`` local activity whether a newer policy was published (``ccs policy publish``, or ``ccs up`` at start); the answer is
 recorded in its history, so a replay takes the same policy without asking. A newer one
 becomes the case's policy from then on (deadlines already set keep their times). Each
 request is then given the values in force on its date (rules/policy_dates.py) and keeps
@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs begun before this patch gave every request the case's policy as it was referred.
 POLICY_IN_FORCE = "policy-in-force"
+# Runs begun before this patch did not ask for the current policy when they began.
+POLICY_EACH_RUN = "policy-each-run"
 _ASK = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 
 
