@@ -1,7 +1,7 @@
 """Published policy versions in PostgreSQL: ``publish_policy`` stores a policy under its
 content hash and makes it the deployment's current one; the ``current_policy`` activity
-tells a running case the current policy when it is not the one the case already has (a
-local activity: its answer is recorded in the case's history, so replay never asks again)."""
+tells a running case the current policy when it is not the one the case already has (its
+answer is recorded in the case's history, so replay never asks again)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from models.policy import Policy, load_policy
 from rules.ages import start_of_day
 from rules.policy_dates import request_policy
 from tests.conftest import CONVERTER, INTAKE
-from tests.helpers import CM, SUP, act, referral, settle
+from tests.helpers import CM, act, referral, settle
 from tests.test_case_requests import example, trip
 from tests.test_lifecycle import to_active
 from workflows.registry import WORKFLOWS
@@ -222,19 +222,3 @@ async def test_the_fee_is_assessed_with_the_fees_in_force_that_day(ts_worker, un
     fees = [(await cases.show(cid)).enrollment_fee for cid in (before, after)]
     assert [(f.amount, f.assessment_fee) for f in fees] == [(D("100"), D("0")), (D("100"), D("20"))]
 
-
-async def test_a_new_run_takes_the_published_policy_without_a_request(ts_worker, sessions, unpublished):
-    """A case that starts no request still follows a published policy from its next run (about
-    once a year; here after a few steps, with a low event threshold)."""
-    env, cases = ts_worker
-    cases.policy = Policy.model_validate({"run": {"continue_as_new_after_events": 40}})
-    cid = (await cases.refer(referral(first_name="Quiet"), INTAKE)).case_id
-    version, _ = await publish_policy(sessions, cases.policy.model_copy(update={"records": cases.policy.records.model_copy(
-        update={"reminder_every": timedelta(days=3)})}))
-    assert (await cases.show(cid)).policy_version == cases.policy.version()
-    for i in range(6):
-        await cases.act(cid, "assign_case_manager", act(SUP, case_manager=f"cm.q{i}"))
-    status = await settle(cases, cid, lambda s: s.runs > 1)
-    assert status.policy_version == version
-    history = await env.client.get_workflow_handle(cid).fetch_history()
-    await Replayer(workflows=WORKFLOWS, data_converter=CONVERTER).replay_workflow(history)

@@ -21,7 +21,7 @@ from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, Draft, decode, 
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
 from workflows.identity import DuplicateHandling
-from workflows.policy_in_force import POLICY_EACH_RUN, POLICY_IN_FORCE, take_current_policy, with_policy_in_force
+from workflows.policy_in_force import POLICY_IN_FORCE, take_current_policy, with_policy_in_force
 
 with workflow.unsafe.imports_passed_through():
     from models import search
@@ -96,9 +96,6 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         self._upsert_search_attributes()
         if self.s.runs > 1:
             workflow.logger.info("case continued as new (run %d)", self.s.runs)
-            if workflow.patched(POLICY_EACH_RUN):
-                await take_current_policy(self.s)  # once a run: a case starting no requests follows it too
-                self._events += 4
         # Runs begun before this patch cleared the wake flag after the awaits below, so a step
         # taken during them waited for the next timer to reach search attributes.
         wake_first = workflow.patched("wake-before-flush")
@@ -175,7 +172,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals):
         in_force = bool(self.s.requests_to_start) and workflow.patched(POLICY_IN_FORCE)
         if in_force:
             await take_current_policy(self.s)
-            self._events += 4
+            self._events += 6
         while self.s.requests_to_start:
             start = self.s.requests_to_start[0]
             if in_force:
