@@ -220,3 +220,21 @@ class LetterRow(Base):
     print_status: Mapped[str | None] = mapped_column(String(16), index=True)  # queued, printed
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     printed_at: Mapped[datetime | None]
+
+
+class PolicyVersionRow(Base):
+    """Every policy the deployment has published, named by its content hash; never changed."""
+
+    __tablename__ = "policy_versions"
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)  # the policy's JSON, exactly as hashed
+    stored_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class PolicyPublicationRow(Base):
+    """Each publication, in order: the last one names the deployment's current policy."""
+
+    __tablename__ = "policy_publications"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(16))
+    published_at: Mapped[datetime] = mapped_column(server_default=func.now())

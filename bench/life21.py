@@ -1,17 +1,24 @@
 """A busy case's 21 years, simulated in time-skipping (temporal-test-server): wall time and
 the largest single-run history.
 
-A newborn in Kern County (independent: the county's medical consultant decides) is referred
-by the hospital and brought to active. Then, until the case closes at 21: every renewal is
+A newborn in Napa County with a Kaiser Permanente Medi-Cal plan is referred by the hospital and
+brought to active. Napa is made a dependent county by the bench's policy (as the shipped data had
+it before Napa's own FAQ was sourced; no Kaiser WCM county is dependent in the shipped data), so
+the State makes the medical determination and decides SARs there, and Kaiser manages the case
+(Whole Child Model). Then, until the case closes at 21: every renewal is
 recorded (one, at 8, is denied and the appeal overturns it), transition tasks are completed,
 new conditions are referred over the years and each is determined (one not eligible), the
-case is transferred twice (to a dependent county, where the State decides, and back to an
-independent one) and a case manager assigned after each transfer, and, when the case takes
+case is transferred twice (to Lake, also dependent, and on to independent Fresno) and a case
+manager assigned after each transfer, and, when the case takes
 the `request_meals_lodging` and `request_authorization` actions (models/actions.py), every
 year one trip is requested, approved, its receipts submitted and paid, and one service
 authorization requested and approved (at 6, pended for information first); at 7 the
 family files a grievance, resolved a week later; the condition denied at 9 is appealed on
-its own and the appeal upheld.
+its own and the appeal upheld; at 3 a pharmacy SAR is refused (Medi-Cal Rx). The policy changes
+mid-life twice: a dated change in the policy file raises the meal cap from the 10th birthday
+(`[[change]]`), and at 12 the operator publishes a new policy (a higher mileage rate) that the
+running case takes for its later trips. Afterwards every history (each run of the case, each
+request) is replayed with the Replayer against today's workflow code.
 
 Histories: the test server cannot list workflows, so the case's runs are walked from the
 first run ID (in the latest run's start event) through each run's continued-as-new event;
@@ -32,8 +39,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import stop_embedded
@@ -55,8 +64,11 @@ from migrations import upgrade_async
 from models.actions import ACTIONS, REQUEST_ACTIONS
 from models.case import Actor
 from models.converter import data_converter
+from activities.policy import publish_policy
 from models.policy import Policy
-from rules.ages import age_on, local_today
+from rules.ages import age_on, birthday, local_today
+from temporalio.worker import Replayer
+from workflows.registry import WORKFLOWS
 from starters.client import Cases, CcsError
 from workers.worker import build_activities, build_worker, ensure_search_attributes
 
@@ -73,6 +85,8 @@ QUEUE = "bench-life21"
 # (age, what): the busy years besides renewals, transition tasks and requests.
 EVENTS = [
     (2, ("refer", "G80.9", "Cerebral palsy, unspecified", True)),
+    (3, ("pharmacy_sar",)),
+    (12, ("publish_policy",)),
     (5, ("transfer", "Lake")),
     (8, ("deny_renewal_then_appeal",)),
     (7, ("grievance",)),
@@ -82,6 +96,21 @@ EVENTS = [
     (13, ("refer", "D57.1", "Sickle-cell disease without crisis", True)),
     (16, ("refer", "Q21.0", "Ventricular septal defect", True)),
 ]
+
+
+def life_policy(dob: date) -> Policy:
+    """Napa dependent (see above); the meal cap rises from $15 to $18 on the child's 10th birthday."""
+    return Policy.model_validate({
+        "counties": {"Napa": {"jurisdiction": "dependent"}},
+        "changes": [{"effective": birthday(dob, 10), "source": "bench: a dated change mid-life",
+                     "values": {"meals_lodging": {"meals_per_person_per_day": "18.00"}}}],
+    })
+
+
+def publish_mileage(policy: Policy) -> Policy:
+    """The policy file edited at 12 (a higher mileage rate, in place) and published."""
+    ml = policy.meals_lodging.model_copy(update={"mileage_rate": Decimal("0.30")})
+    return policy.model_copy(update={"meals_lodging": ml})
 
 
 def example(name: str, **changes) -> dict:
@@ -105,6 +134,9 @@ class Life:
     done_events: set = field(default_factory=set)
     request_years: set = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
+    publish: object = None  # async (Policy) -> version: `ccs policy publish`
+    trip_caps: list = field(default_factory=list)  # (age, meals cap, mileage cap) of each trip
+    refused: list = field(default_factory=list)  # what the case refused, in its words
 
     async def now(self) -> datetime:
         return await self.env.get_current_time()
@@ -128,8 +160,9 @@ class Life:
             await asyncio.sleep(0.02)
         raise RuntimeError(f"{ident} never reached the expected state (last: {getattr(status, 'stage', None) or getattr(status, 'state', None)})")
 
-    async def refer(self, icd10: str | None = None, description: str | None = None, county: str = "Kern"):
+    async def refer(self, icd10: str | None = None, description: str | None = None, county: str = "Napa"):
         data = referral(0, county=county, dob=self.dob, tag="Life")
+        data["medi_cal"] = {"full_scope": True, "plan": "Kaiser Permanente"}
         data["referrer"] = {"kind": "hospital", "organization": "Synthetic Regional NICU",
                             "email": "nicu@hospital.example"}
         if icd10:
@@ -141,16 +174,18 @@ class Life:
         return MC if status.jurisdiction == "county" else STATE
 
     async def live(self) -> object:
-        today = await self.today()
-        self.dob = today - timedelta(days=3)
+        self.dob = await self.today() - timedelta(days=3)
+        self.cases.policy = life_policy(self.dob)
         status = await self.refer()
         self.case_id = status.case_id
+        assert (status.jurisdiction, status.appeals_and_sars_by, status.case_management) == (
+            "state", "state", "Kaiser Permanente"), status
         day = status.referral_date.isoformat()
         await self.do("record_application", act(CM, received_on=day))
         await self.do("record_records", act(CM, received_on=day))
         await self.do("record_eligibility", act(CM, finances=FULL_SCOPE))
         status = await self.do("record_medical_determination",
-                               act(MC, condition_id="C1", eligible=True, reason="CF confirmed"))
+                               act(self.reviewer(status), condition_id="C1", eligible=True, reason="CF confirmed"))
         assert status.stage == "active", status.stage
         status = await self.do("assign_case_manager", act(SUP, case_manager="cm.rivera"))
         for _ in range(2000):
@@ -196,6 +231,11 @@ class Life:
                     return status
                 if event[0] == "transfer":
                     return await self.do("transfer_county", act(CM, county=event[1]))
+                if event[0] == "pharmacy_sar":
+                    return await self.pharmacy_sar(status)
+                if event[0] == "publish_policy":
+                    await self.publish(publish_mileage(self.cases.policy))
+                    return status
                 if event[0] == "grievance" and "file_grievance" in ACTIONS:
                     return await self.grievance(status)
                 if event[0] == "condition_appeal" and "file_condition_appeal" in ACTIONS:
@@ -227,7 +267,8 @@ class Life:
         status = await self.do("request_meals_lodging", act(CM, request=trip))
         rid = next(r.request_id for r in status.requests if r.request_id not in before)
         self.requests.append(rid)
-        await self.settle(rid, lambda r: r.state != "starting")
+        req = await self.settle(rid, lambda r: r.state != "starting")
+        self.trip_caps.append((age_on(self.dob, today), req.caps["meals"], req.caps["mileage"]))
         await self.do("decide_meals_lodging", example("decide_meals_lodging", request_id=rid))
         await self.env.sleep(timedelta(days=12))
         items = [dict(i, spent_on=start.isoformat()) for i in example("submit_receipts")["items"]]
@@ -248,6 +289,20 @@ class Life:
         await self.do("decide_authorization", example("decide_authorization", request_id=sar, **decider))
         return await self.cases.show(self.case_id)
 
+    async def pharmacy_sar(self, status):
+        """A prescription asked for as a SAR: refused, pointing to Medi-Cal Rx; nothing starts."""
+        before = len(status.requests)
+        try:
+            await self.do("request_authorization", example("request_authorization", request=dict(
+                example("request_authorization")["request"], service_type="pharmacy", service="Dornase alfa")))
+        except CcsError as e:
+            self.refused.append(e.message)
+        else:
+            raise RuntimeError("a pharmacy SAR was accepted")
+        status = await self.cases.show(self.case_id)
+        assert len(status.requests) == before
+        return status
+
     async def grievance(self, status):
         """A family's complaint about a delay, acknowledged at once and resolved a week later."""
         before = {r.request_id for r in status.requests}
@@ -264,10 +319,11 @@ async def histories(client, case_id: str) -> dict:
     """Every run of the case (events, state carried into the next run) and every request."""
     latest = await client.get_workflow_handle(case_id).fetch_history()
     first = latest.events[0].workflow_execution_started_event_attributes.first_execution_run_id
-    runs, children = [], []
+    runs, children, recorded = [], [], []
     run_id = first
     while run_id:
         hist = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
+        recorded.append(hist)
         last = hist.events[-1]
         attrs = last.workflow_execution_continued_as_new_event_attributes if last.HasField(
             "workflow_execution_continued_as_new_event_attributes") else None
@@ -285,19 +341,41 @@ async def histories(client, case_id: str) -> dict:
     kids = []
     for wid in children:
         hist = await client.get_workflow_handle(wid).fetch_history()
+        recorded.append(hist)
         kids.append({"workflow_id": wid, "events": len(hist.events)})
-    return {"runs": runs, "children": kids}
+    return {"runs": runs, "children": kids, "recorded": recorded}
 
 
-async def one_life(env, cases, supported: bool) -> dict:
-    life = Life(env, cases, supported)
+async def replay(client, recorded: list) -> dict:
+    """Replay every history against today's workflow code: a nondeterminism is a failure."""
+    t0 = time.perf_counter()
+    async def each():
+        for history in recorded:
+            yield history
+
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=client.data_converter)
+    async with replayer.workflow_replay_iterator(each()) as results:
+        failed = [r.history.workflow_id async for r in results if r.replay_failure is not None]
+    return {"histories": len(recorded), "failed": failed, "wall_s": time.perf_counter() - t0}
+
+
+async def one_life(env, cases, supported: bool, sessions) -> dict:
+    async with sessions.begin() as session:  # each life starts with no published policy
+        await session.execute(text("TRUNCATE policy_versions, policy_publications"))
+
+    async def publish(policy: Policy) -> str:
+        return (await publish_policy(sessions, policy))[0]
+
+    life = Life(env, cases, supported, publish=publish)
     t0 = time.perf_counter()
     started = t0
     status = await life.live()
     wall = time.perf_counter() - t0
     h = await histories(env.client, life.case_id)
+    replayed = await replay(env.client, h.pop("recorded"))
+    log(f"  replayed {replayed['histories']} histories in {replayed['wall_s']:.1f} s, {len(replayed['failed'])} failed")
     return {"wall_s": wall, "t_start": started, "status": status, "actions": life.actions, "histories": h, "requests": life.requests,
-            "dob": life.dob}
+            "dob": life.dob, "replayed": replayed, "trip_caps": life.trip_caps, "refused": life.refused}
 
 
 async def main(args) -> None:
@@ -323,7 +401,7 @@ async def main(args) -> None:
                     async with build_worker(env.client, QUEUE, activities):
                         cases = Cases(env.client, QUEUE, Policy(), keyring.case_id_secret)
                         log(f"life {n + 1}/{args.lives} (requests {'on' if supported else 'not supported'})")
-                        life = await one_life(env, cases, supported)
+                        life = await one_life(env, cases, supported, activities.sessions)
                         life["setup_s"] = life["t_start"] - t_env
                         log(f"  {life['wall_s']:.1f} s, {sum(life['actions'].values())} actions, "
                             f"{len(life['histories']['runs'])} runs, largest "
@@ -360,6 +438,8 @@ def report(args, lives: list[dict], supported: bool, load_start: str, load_end: 
     events_ok = "met" if max(biggest["events"], kid_max) <= 10000 else "missed"
     wall_ok = "met" if worst < 30 else "missed"
     run_rows = [{k: v for k, v in r.items() if k != "bytes"} | {"kb": round(r["bytes"] / 1024)} for r in runs]
+    replayed = life["replayed"]
+    caps = _cap_spans(life["trip_caps"])
     return f"""## A 21-year life in time-skipping
 
 `{command_line()}`: {len(lives)} {"life" if len(lives) == 1 else "lives"}, each on a fresh time-skipping test server
@@ -383,11 +463,37 @@ The life: born {life['dob']}, referred at 3 days, active within the day; closed 
 
 {len(runs)} runs (the case continues as new about once a year, policy `run.continue_as_new_after`);
 the state carried into the next run grew from {carried[0] if carried else 0} KB to {carried[-1] if carried else 0} KB
-(encrypted). Per run:
+(encrypted).
+
+**Replay: {replayed['histories']} histories ({len(runs)} runs of the case, {len(kids)} requests) replayed with
+the Replayer against this code in {replayed['wall_s']:.1f} s; {len(replayed['failed'])} failed**{
+": " + ", ".join(replayed['failed']) if replayed['failed'] else ""}.
+
+Program fidelity in this life (issue 15): Napa, made dependent by the bench's policy, with a Kaiser
+Permanente plan: the State made the medical determination and decided SARs and Kaiser managed
+the case (Whole Child Model) until the move to Lake at 5; a SAR pended for information at 6 and
+decided after it came in; a pharmacy SAR at 3 refused ({len(life['refused'])} refused: "{
+life['refused'][0][:110] if life['refused'] else '-'}..."); a grievance at 7; a condition-level appeal
+at 9. Policy changes mid-life: the dated change (meal cap $15 to $18 from the 10th birthday) and the
+policy published at 12 (mileage $0.21 to $0.30 a mile) reached the trips of those dates; each
+trip's caps (2 people, 2 days; 240 miles), by the child's age: {caps}.
+
+Per run:
 
 {md_table(run_rows, [("run", "run"), ("from", "from"), ("events", "events"), ("kb", "history KB"),
                      ("carried_kb", "state carried, KB")])}
 """
+
+
+def _cap_spans(trips: list) -> str:
+    """Consecutive trips with the same caps as one span: "ages 1-9: meals $60.00, mileage $50.40"."""
+    spans: list[list] = []
+    for age, meals, mileage in trips:
+        if spans and spans[-1][2:] == [meals, mileage]:
+            spans[-1][1] = age
+        else:
+            spans.append([age, age, meals, mileage])
+    return "; ".join(f"ages {a}-{b}: meals ${m}, mileage ${mi}" for a, b, m, mi in spans)
 
 
 def parse(argv=None):

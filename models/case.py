@@ -237,6 +237,7 @@ class RequestStart(Typed):
 
     workflow: str
     input: dict[str, Any]
+    received_on: date | None = None  # the case's day it was asked for: the date its policy is taken on
 
 
 class Milestone(_Model):
@@ -247,6 +248,8 @@ class Milestone(_Model):
 class CaseStatus(_Model):
     case_id: str
     stage: Stage
+    # The policy version the case follows (`ccs policy show` prints a file's); None: as referred.
+    policy_version: str | None = None
     stage_since: datetime
     county: str
     jurisdiction: Jurisdiction
@@ -294,6 +297,8 @@ class CaseInput(_Model):
 class CaseState(_Model):
     case_id: str
     policy: Policy
+    # The published policy version the case follows (workflows/policy_in_force.py); None: as referred.
+    policy_version: str | None = None
     child: Child
     referrer: Referrer
     medi_cal: MediCal

@@ -1,5 +1,6 @@
 """Every regulatory number in one model. A deployment overrides any of them with a
-TOML file named by ``CCS_POLICY``; durations are ISO 8601 (``P7D``, ``PT5S``).
+TOML file named by ``CCS_POLICY``; durations are ISO 8601 (``P7D``, ``PT5S``). Rates, caps and
+fees may also change on a date (``[[change]]``, ``PolicyChange``): ``Policy.in_force(day)``.
 
 Sources (SPEC §1): 22 CCR 41514 (application), 22 CCR 41610 (residential/financial,
 renewal), 22 CCR 42132 (Notice of Action), 22 CCR 42160/42180 (appeal, fair hearing),
@@ -8,12 +9,14 @@ renewal), 22 CCR 42132 (Notice of Action), 22 CCR 42160/42180 (appeal, fair hear
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Frozen(BaseModel):
@@ -166,6 +169,22 @@ class RetentionPolicy(_Frozen):
     keep_closed_for: timedelta = timedelta(days=3653)
 
 
+# The sections a dated change may change: those a request takes on its date (rules/policy_dates.py)
+# and the fees assessed on a date. Case clocks (intake, records, notices, ...) take edits in place.
+DATED_SECTIONS = ("meals_lodging", "sar", "grievance", "fees")
+
+
+class PolicyChange(_Frozen):
+    """Values that change on a date (a new meal cap, a new mileage rate): from ``effective`` on,
+    ``values`` (sections of the policy, e.g. ``{"meals_lodging": {"mileage_rate": "0.22"}}``)
+    replace the earlier ones. In the TOML file: a ``[[change]]`` table with ``effective``, an
+    optional ``source`` and the sections' new values (``[change.meals_lodging]``)."""
+
+    effective: date
+    source: str | None = None  # where the new values come from (a DHCS letter, a county memo)
+    values: dict[str, Any]
+
+
 class Policy(_Frozen):
     timezone: str = "America/Los_Angeles"
     intake: IntakePolicy = IntakePolicy()
@@ -182,6 +201,85 @@ class Policy(_Frozen):
     retention: RetentionPolicy = RetentionPolicy()
     # Per-county overrides of the reference data, e.g. {"Kern": {"jurisdiction": "dependent"}}.
     counties: dict[str, dict[str, str | bool | None]] = Field(default_factory=dict)
+    # Dated changes, oldest first; the values above are those in force before the first.
+    changes: tuple[PolicyChange, ...] = ()
+
+    @model_validator(mode="after")
+    def _changes_apply(self) -> "Policy":
+        """Each change names known values with valid values, one change a date: checked at load,
+        so a bad file is refused before any case sees it."""
+        seen: set[date] = set()
+        for change in self.changes:
+            if change.effective in seen:
+                raise ValueError(f"two changes take effect on {change.effective}: put their values in one change")
+            seen.add(change.effective)
+            if not change.values:
+                raise ValueError(f"the change effective {change.effective} changes nothing: add the new values, "
+                                 "e.g. [change.meals_lodging] mileage_rate = \"0.22\"")
+            other = sorted(set(change.values) - set(DATED_SECTIONS))
+            if other:
+                raise ValueError(f"the change effective {change.effective} names {', '.join(other)}: a dated change "
+                                 f"may change {', '.join(DATED_SECTIONS)} (the values requests and fees are "
+                                 "computed with on a date); change other values in place")
+            try:
+                self.in_force(change.effective)
+            except ValidationError as e:
+                wrong = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+                raise ValueError(f"the change effective {change.effective}: {wrong}") from None
+        return self
+
+    @field_validator("changes")
+    @classmethod
+    def _oldest_first(cls, changes: tuple[PolicyChange, ...]) -> tuple[PolicyChange, ...]:
+        return tuple(sorted(changes, key=lambda c: c.effective))
+
+    def in_force(self, on: date) -> "Policy":
+        """The values in force on ``on``: these, with every change effective by then applied in
+        date order. The result has no changes of its own (what a request keeps for its life)."""
+        if not self.changes:
+            return self
+        due = [c for c in self.changes if c.effective <= on]
+        data = self.model_dump(exclude={"changes"})
+        for change in due:
+            data = _merge(data, change.values)
+        return Policy.model_validate(data)
+
+    def version(self) -> str:
+        """The content hash that names this policy (values and changes): equal files, equal versions."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+class PublishedPolicy(_Frozen):
+    """The deployment's current policy, as ``ccs policy publish`` last stored it."""
+
+    version: str
+    published_at: datetime
+    policy: Policy
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``base`` with ``over``'s values, tables merged key by key (a change names only what changes)."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _changes_from_toml(data: dict) -> dict:
+    """TOML's ``[[change]]`` tables (effective, source, sections) as ``changes``."""
+    raw = data.pop("change", [])
+    if not isinstance(raw, list):
+        raise ValueError("change must be an array of tables: write each one as [[change]]")
+    changes = []
+    for i, table in enumerate(raw):
+        if not isinstance(table, dict) or "effective" not in table:
+            raise ValueError(f"change {i + 1} has no effective date: add effective = \"YYYY-MM-DD\"")
+        values = {k: v for k, v in table.items() if k not in ("effective", "source")}
+        changes.append({"effective": table["effective"], "source": table.get("source"), "values": values})
+    return {**data, "changes": data.get("changes", []) + changes}
 
 
 def load_policy(path: Path | str | None) -> Policy:
@@ -195,4 +293,4 @@ def load_policy(path: Path | str | None) -> Policy:
         raise ValueError(f"CCS_POLICY file not found: {p}") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"CCS_POLICY file {p} is not valid TOML: {e}") from None
-    return Policy.model_validate(data)
+    return Policy.model_validate(_changes_from_toml(data))

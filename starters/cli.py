@@ -85,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     from starters import counties
 
     counties.add_verbs(verb)
+    from starters import policy_cli
+
+    policy_cli.add_verbs(verb)
     return p
 
 

@@ -76,7 +76,8 @@ def sessions(engine):
 async def clean_db(engine):
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE cases, tasks, outbox, payments, identity_keys, case_records, "
-                                "record_snapshots, legal_holds, letters"))
+                                "record_snapshots, legal_holds, letters, "
+                                "policy_versions, policy_publications"))
         # audit_log is append-only by trigger; tests tell their rows apart by case ID.
     yield
 

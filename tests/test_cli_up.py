@@ -76,6 +76,9 @@ def test_ccs_up_refer_show_act_restart(stack_env):
         again = ccs(env, "up", ok=False)
         assert again.returncode == 2 and "already taken" in again.stderr and "Traceback" not in again.stderr
 
+        # `ccs up` published its policy file: running cases follow it; publishing it again changes nothing.
+        assert json.loads(ccs(env, "policy", "publish", "--json").stdout)["changed"] is False
+
         # An empty database: a first administrator, its one-time password printed once.
         assert "first administrator   user admin, one-time password " in proc.startup
         refused = ccs(env, "refer", "examples/referral.json", ok=False)

@@ -21,7 +21,8 @@ from activities.tables import Base
 from migrations import alembic_config, upgrade
 
 TABLES = {"cases", "audit_log", "tasks", "outbox", "payments", "identity_keys", "case_records", "record_snapshots",
-          "legal_holds", "users", "sign_in_failures", "access_log", "idempotency_keys", "letters"}
+          "legal_holds", "users", "sign_in_failures", "access_log", "idempotency_keys", "letters",
+          "policy_versions", "policy_publications"}
 
 
 @pytest.fixture

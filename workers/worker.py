@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from activities.db import make_engine, session_factory
 from activities.identity import IdentityActivities
 from activities.payments import PaymentActivities
+from activities.policy import PolicyActivities
 from activities.letters import LetterStore
 from activities.retention import RetentionActivities
 from activities.notify import Notifier, channel_from_settings
@@ -60,6 +61,7 @@ def build_worker(client: Client, task_queue: str, activities: CaseActivities, ma
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[activities.record_steps, PaymentActivities(activities.sessions).pay_reimbursement,
-                    IdentityActivities(activities.sessions).merge_identity, purge],
+                    IdentityActivities(activities.sessions).merge_identity, purge,
+                    PolicyActivities(activities.sessions).current_policy],
         max_cached_workflows=max_cached,
     )

@@ -25,6 +25,7 @@ from workflows.endings import ProgramEndings
 from workflows.engine import StepEngine
 from workflows.handlers import CASE
 from workflows.identity import DuplicateHandling
+from workflows.policy_in_force import POLICY_IN_FORCE, take_current_policy, with_policy_in_force
 
 with workflow.unsafe.imports_passed_through():
     from models import search
@@ -150,8 +151,14 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
     # ---- requests (child workflows) -----------------------------------------------
 
     async def _start_requests(self) -> None:
+        in_force = bool(self.s.requests_to_start) and workflow.patched(POLICY_IN_FORCE)
+        if in_force:
+            await take_current_policy(self.s)
+            self._events += 6
         while self.s.requests_to_start:
             start = self.s.requests_to_start[0]
+            if in_force:
+                start = with_policy_in_force(start, self.s, self._today())
             self._events += 6
             try:
                 await workflow.start_child_workflow(
@@ -194,7 +201,8 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
                          preferred_language=s.child.preferred_language, jurisdiction=s.jurisdiction,
                          state_decides=s.state_decides, conditions=s.conditions, requested_by=a.actor,
                          request=a.request)
-        s.requests_to_start.append(RequestStart(workflow=kind.workflow, input=inp.model_dump(mode="json")))
+        s.requests_to_start.append(RequestStart(workflow=kind.workflow, input=inp.model_dump(mode="json"),
+                                                    received_on=self._today()))
         s.requests[inp.request_id] = RequestSummary(
             request_id=inp.request_id, kind=kind.kind, state="starting", summary="request received",
             next_deadline=None, closed=False)
@@ -204,7 +212,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
     def _check_request_meals_lodging(self, a) -> None:
         problems = {f"request.{k}": v for k, v in {
             **condition_problems(a.request.condition_id, self.s.conditions),
-            **meals_lodging_problems(a.request, self._today(), self.s.policy)}.items()}
+            **meals_lodging_problems(a.request, self._today(), self.s.policy.in_force(self._today()))}.items()}
         if problems:
             raise invalid("request_meals_lodging: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
 
@@ -281,6 +289,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         self.s = CaseState(
             case_id=inp.case_id,
             policy=policy,
+            policy_version=policy.version(),
             child=ref.child.model_copy(update={"county": county.name if county else ref.child.county}),
             referrer=ref.referrer,
             medi_cal=ref.medi_cal,
@@ -421,7 +430,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
         """The year's fee by rule (HSC 123900); before the rule, the amount the case manager typed."""
         s = self.s
         if workflow.patched("enrollment-fee-rule"):
-            fees = assess_fees(s.finances, s.policy.fees)
+            fees = assess_fees(s.finances, s.policy.in_force(today).fees)  # the fees in force that day
             s.enrollment_fee = EnrollmentFee(amount=fees.enrollment_fee, assessment_fee=fees.assessment_fee,
                                              due_on=today, basis=fees.basis)
         elif s.finances.enrollment_fee:
@@ -972,7 +981,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
             key=lambda m: m.at,
         )
         return CaseStatus(
-            case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county,
+            case_id=s.case_id, stage=s.stage, stage_since=s.stage_since, county=s.county, policy_version=s.policy_version,
             jurisdiction=s.jurisdiction, wcm_plan=s.wcm_plan, appeals_and_sars_by="state" if s.state_decides else "county",
             case_management=self._case_management(),
             case_manager=s.case_manager, child=s.child, conditions=s.conditions,

@@ -162,7 +162,7 @@ async def _show_case(request: Request, who: Principal, case_id: str, failed: dic
                   letters=await services.letters.for_case(case_id) if services.letters else [],
                   timeline=await pages.timeline(services.sessions, case_id),
                   notices=await pages.notices(services.sessions, case_id), done=done,
-                  failed=failed, ml=services.cases.policy.meals_lodging,
+                  failed=failed, ml=services.cases.policy.in_force(datetime.now(PACIFIC).date()).meals_lodging,
                   prior_from=datetime.now(PACIFIC).date() + services.cases.policy.meals_lodging.prior_approval_min)
 
 

@@ -5,6 +5,7 @@ replay: a failing replay means the code change is not safe for running cases):
 
     python -m tests.histories.record PREFIX        # the lifecycles, as PREFIX_case_*.json
     python -m tests.histories.record --restart     # a query while the worker restarts
+    python -m tests.histories.record --requests    # requests under dated and published policies
 
 The files without a prefix were written before the timer-driven-deadlines patch; those with
 ``timer_driven_`` after it. Old files are kept: running cases of that code must still replay.
@@ -158,8 +159,71 @@ async def query_during_restart() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
+async def requests_under_changing_policy() -> None:
+    """A case whose trips take the values in force on their dates (a dated change) and a policy
+    published while it runs (the ``current_policy`` local activity), recorded after the
+    policy-in-force patch: the case's history and its last trip's."""
+    import shutil
+    import tempfile
+    from decimal import Decimal
+
+    from activities.db import make_engine, session_factory, start_embedded, stop_embedded
+    from activities.notify import MailboxChannel, Notifier
+    from activities.policy import publish_policy
+    from activities.storage import CaseActivities
+    from migrations import upgrade_async
+    from starters.client import Cases
+    from tests.conftest import INTAKE, _binary
+    from tests.helpers import CM, MC, act, referral
+    from tests.test_case_requests import trip
+    from workers.worker import build_worker, ensure_search_attributes
+
+    base = Path(tempfile.mkdtemp())
+    base.chmod(0o755)
+    url = start_embedded(base / "pg")
+    engine = make_engine(url)
+    try:
+        await upgrade_async(url)
+        sessions = session_factory(engine)
+        activities = CaseActivities(sessions, Notifier(sessions, MailboxChannel(base / "mail"), "a@b.c", "s@b.c"))
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=_binary("temporal-test-server"), data_converter=CONVERTER)
+        await ensure_search_attributes(env.client, "default", known=False)
+        queue = f"tq-{uuid.uuid4().hex[:8]}"
+        today = (await env.get_current_time()).date()
+        policy = Policy.model_validate({"changes": [{"effective": today + timedelta(days=20), "values": {
+            "meals_lodging": {"meals_per_person_per_day": "18.00", "receipts_within": "P30D"}}}]})
+        cases = Cases(env.client, queue, policy, TEST_KEYRING.case_id_secret)
+        async with build_worker(env.client, queue, activities):
+            s = await cases.refer(referral(first_name="ReplayPolicy"), INTAKE)
+            cid, day = s.case_id, s.referral_date
+            await cases.act(cid, "record_application", act(CM, received_on=day.isoformat()))
+            await cases.act(cid, "record_records", act(CM, received_on=day.isoformat()))
+            await cases.act(cid, "record_eligibility", act(CM, finances={"residential_in_county": True,
+                                                                         "full_scope_medi_cal": True}))
+            await cases.act(cid, "record_medical_determination", act(MC, condition_id="C1", eligible=True, reason="x"))
+            await cases.act(cid, "request_meals_lodging", act(CM, request=trip(day, 10)))
+            await cases.act(cid, "request_meals_lodging", act(CM, request=trip(day, 30)))
+            await env.sleep(timedelta(days=1))
+            await publish_policy(sessions, policy.model_copy(update={"meals_lodging": policy.meals_lodging.model_copy(
+                update={"mileage_rate": Decimal("0.30")})}))
+            s = await cases.act(cid, "request_meals_lodging", act(CM, request=trip(day + timedelta(days=1), 12)))
+            await env.sleep(timedelta(days=2))
+            last = s.requests[-1].request_id
+            for wid, name in ((cid, "case"), (last, "meals_lodging")):
+                history = await env.client.get_workflow_handle(wid).fetch_history()
+                (HERE / f"policy_in_force_{name}.json").write_text(history.to_json())
+        await env.shutdown()
+    finally:
+        await engine.dispose()
+        stop_embedded(base / "pg")
+        shutil.rmtree(base, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--restart"]:
         asyncio.run(query_during_restart())
+    elif sys.argv[1:] == ["--requests"]:
+        asyncio.run(requests_under_changing_policy())
     else:
         asyncio.run(main(sys.argv[1] + "_" if sys.argv[1:] else ""))
