@@ -36,7 +36,7 @@ def describe(policy: Policy, on: date) -> dict:
 
 
 async def cmd_policy_show(args) -> None:
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
 
     settings = _settings()
     policy = _policy(settings)
@@ -55,7 +55,7 @@ async def cmd_policy_show(args) -> None:
 async def cmd_policy_publish(args) -> None:
     from activities.db import make_engine, session_factory
     from activities.policy import publish_policy
-    from starters.cli import _emit, _settings
+    from starters.console import emit as _emit, load_settings as _settings
     from starters.supervisor import database_url_for_cli
 
     settings = _settings()
