@@ -283,7 +283,7 @@ class Life:
         req = await self.settle(sar, lambda r: r.state == "awaiting_decision")
         decider = {"actor": STATE} if req.decided_by == "state" else {}  # dependent county: the State
         if age_on(self.dob, today) == 6 and "request_information" in REQUEST_ACTIONS:  # one pended request
-            await self.do("request_information", example("request_information", request_id=sar))
+            await self.do("request_information", example("request_information", request_id=sar, **decider))
             await self.env.sleep(timedelta(days=3))
             await self.do("record_information", example("record_information", request_id=sar))
         await self.do("decide_authorization", example("decide_authorization", request_id=sar, **decider))

@@ -75,8 +75,9 @@ AUTHORIZATION = RequestKindSpec(
             DecideAuthorization, (*STAFF, "medical_consultant", "state_reviewer"), ("awaiting_decision",)),
         "extend_authorization": RequestActionSpec(
             ExtendAuthorization, (*STAFF, "medical_consultant", "state_reviewer"), ("awaiting_decision",)),
+        # Who decides may pend: in a dependent county the State asks for what it needs.
         "request_information": RequestActionSpec(
-            RequestInformation, (*STAFF, "medical_consultant"), ("awaiting_decision",)),
+            RequestInformation, (*STAFF, "medical_consultant", "state_reviewer"), ("awaiting_decision",)),
         "record_information": RequestActionSpec(
             RecordInformation, (*STAFF, "medical_consultant", "intake_clerk"), ("pended",)),
     })

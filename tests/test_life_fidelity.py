@@ -65,8 +65,10 @@ async def test_a_dependent_kaiser_case_through_the_life21_scenario(ts_worker, se
                              "awaiting_decision")
     assert sar.decided_by == "state"
     on_sar = {"request_id": sar.request_id, "actor": STATE.model_dump()}
-    # The role list of request_information has no state_reviewer (a gap noted in issue 15's report).
-    sar = await cases.act(cid, "request_information", example("request_information", request_id=sar.request_id))
+    # The State decides this county's SARs, so the State pends them; the county's consultant may not.
+    with pytest.raises(CcsError, match="state_reviewer"):
+        await cases.act(cid, "request_information", example("request_information", request_id=sar.request_id))
+    sar = await cases.act(cid, "request_information", example("request_information") | on_sar)
     assert sar.state == "pended"
     await cases.act(cid, "record_information", example("record_information", request_id=sar.request_id))
     sar = await cases.act(cid, "decide_authorization", example("decide_authorization") | on_sar)

@@ -276,12 +276,15 @@ async def test_a_grievance_is_linked_from_its_case_and_resolved_on_its_page(offi
             break
         await asyncio.sleep(0.1)
     assert page.status_code == 200 and "resolve_grievance" in page.text
+    assert f"Grievance {request_id}" in _text(page.text) and "Service authorization" not in page.text
+    assert "Six weeks without a first visit." in page.text
     assert f'href="/cases/{case_id}/requests/{request_id}"' in (await http.get(f"/cases/{case_id}")).text
     r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/resolve_grievance",
                         data={"resolution": "We booked the first visit for next week."})
     assert r.status_code == 303, _text(r.text)[:2000]
     page = await http.get(r.headers["location"])
     assert "resolved" in _text(page.text) and "/actions/resolve_grievance" not in page.text
+    assert "We booked the first visit for next week." in page.text
     # An action of another kind is no action of a grievance.
     r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/decide_meals_lodging", data={})
     assert r.status_code == 404

@@ -143,7 +143,7 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
     @request_information.validator
     def _check_request_information(self, raw: RawValue) -> None:
         a = self._decode("request_information", raw, RequestInformation)
-        self._check_open("request_information", a.actor)
+        self._check_open("request_information", a.actor, self._deciders("request_information"))
         s = self.s
         self._check_not_pended("request_information")
         if s.request.urgency == "expedited":

@@ -354,7 +354,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
 
     def _move(self, stage: Stage) -> None:
         now = self._clock()
-        for key in [k for k in self.s.deadlines if not CASE.clock_of(k).lasting]:
+        for key in [k for k in self.s.deadlines if not CASE.outlives_stage_change(k)]:
             del self.s.deadlines[key]
         for task in list(self.s.tasks.values()):
             if task.kind in STAGE_TASKS.get(self.s.stage, ()):

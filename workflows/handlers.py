@@ -73,6 +73,13 @@ class HandlerTable:
         """The clock a deadline key belongs to (``milestone:18`` -> ``milestone``)."""
         return self.clocks[key.partition(":")[0]]
 
+    def outlives_stage_change(self, key: str) -> bool:
+        """Whether a deadline stays when the case changes stage: only a clock declared lasting
+        does (a key with no clock is dropped, as before clocks were declared: never a KeyError
+        inside a workflow task)."""
+        clock = self.clocks.get(key.partition(":")[0])
+        return clock is not None and clock.lasting
+
 
 # The case's table: ChildCaseWorkflow and its mixins (identity, endings, condition appeals).
 CASE = HandlerTable("ChildCaseWorkflow")

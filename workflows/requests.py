@@ -136,7 +136,7 @@ class RequestWorkflow(StepEngine):
 
     def _check_open(self, name: str, actor: Actor, roles: tuple[str, ...] | None = None) -> None:
         """The actor may take ``name`` (its kind's roles, unless narrowed) and the request is open."""
-        roles = roles or self.SPEC.actions[name].roles
+        roles = self.SPEC.actions[name].roles if roles is None else roles
         if actor.role not in roles:
             raise invalid(f"{name} must be taken by one of: {', '.join(roles)} (not {actor.role})",
                           **{"actor.role": "not allowed"})

@@ -219,7 +219,7 @@ async def _show_request(request: Request, who: Principal, case_id: str, request_
             actions.append(action_form(name, spec.model, f and f["values"], f and f["errors"],
                                        skip=forms.SERVER_FIELDS | {"request_id"}))
     return render(request, "request.html", who, status_code, case_id=case_id, req=req, actions=actions,
-                  done=done, failed=failed)
+                  done=done, failed=failed, title=kind.title)
 
 
 @router.get("/cases/{case_id}/requests/{request_id}", response_class=HTMLResponse)
