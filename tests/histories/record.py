@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,7 +38,9 @@ TEST_KEYRING = Keyring(keys={"replay-test": base64.b64decode("q9Qk3z7b1mV0m8mJ6c
 CONVERTER = data_converter(TEST_KEYRING)
 
 
-async def main(prefix: str) -> None:
+@asynccontextmanager
+async def time_skipping_cases():
+    """An embedded PostgreSQL, a time-skipping server and a worker: (env, cases) to record with."""
     import tempfile
 
     from activities.db import make_engine, session_factory, start_embedded
@@ -45,8 +48,7 @@ async def main(prefix: str) -> None:
     from activities.storage import CaseActivities
     from migrations import upgrade_async
     from starters.client import Cases
-    from tests.conftest import INTAKE, _binary
-    from tests.helpers import CM, MC, SUP, act, referral
+    from tests.conftest import _binary
     from workers.worker import build_worker, ensure_search_attributes
 
     base = Path(tempfile.mkdtemp())
@@ -59,8 +61,18 @@ async def main(prefix: str) -> None:
         test_server_existing_path=_binary("temporal-test-server"), data_converter=CONVERTER)
     await ensure_search_attributes(env.client, "default", known=False)
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    cases = Cases(env.client, queue, Policy(), TEST_KEYRING.case_id_secret)
-    async with build_worker(env.client, queue, activities):
+    try:
+        async with build_worker(env.client, queue, activities):
+            yield env, Cases(env.client, queue, Policy(), TEST_KEYRING.case_id_secret)
+    finally:
+        await env.shutdown()
+
+
+async def main(prefix: str) -> None:
+    from tests.conftest import INTAKE
+    from tests.helpers import CM, MC, SUP, act, referral
+
+    async with time_skipping_cases() as (env, cases):
         # 1. Referral to active through a denial, an appeal and its reversal.
         s = await cases.refer(referral(first_name="Replay"), INTAKE)
         cid = s.case_id
@@ -80,7 +92,6 @@ async def main(prefix: str) -> None:
         await env.sleep(timedelta(days=400))
         history = await env.client.get_workflow_handle(cid, run_id=first_run).fetch_history()
         (HERE / f"{prefix}case_first_run_continued.json").write_text(history.to_json())
-    await env.shutdown()
 
 
 async def query_during_restart() -> None:

@@ -12,41 +12,17 @@ Payloads are encrypted with the test-only key of tests/histories/record.py; peop
 from __future__ import annotations
 
 import asyncio
-import tempfile
-import uuid
 from datetime import timedelta
-from pathlib import Path
 
-from temporalio.testing import WorkflowEnvironment
-
-from models.policy import Policy
-from tests.histories.record import CONVERTER, HERE, TEST_KEYRING
+from tests.histories.record import HERE, time_skipping_cases
 
 
 async def main() -> None:
-    from activities.db import make_engine, session_factory, start_embedded
-    from activities.notify import MailboxChannel, Notifier
-    from activities.storage import CaseActivities
-    from migrations import upgrade_async
-    from starters.client import Cases
-    from tests.conftest import INTAKE, _binary
+    from tests.conftest import INTAKE
     from tests.helpers import CM, SUP, MC, act, referral, settle
     from tests.test_case_requests import example, trip
-    from tests.test_lifecycle import to_active
-    from workers.worker import build_worker, ensure_search_attributes
 
-    base = Path(tempfile.mkdtemp())
-    base.chmod(0o755)
-    url = start_embedded(base / "pg")
-    await upgrade_async(url)
-    sessions = session_factory(make_engine(url))
-    activities = CaseActivities(sessions, Notifier(sessions, MailboxChannel(base / "mail"), "a@b.c", "s@b.c"))
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server"), data_converter=CONVERTER)
-    await ensure_search_attributes(env.client, "default", known=False)
-    queue = f"tq-{uuid.uuid4().hex[:8]}"
-    cases = Cases(env.client, queue, Policy(), TEST_KEYRING.case_id_secret)
-    async with build_worker(env.client, queue, activities):
+    async with time_skipping_cases() as (env, cases):
         s = await cases.refer(referral(first_name="Requests"), INTAKE)
         cid = s.case_id
         day = s.referral_date.isoformat()
@@ -93,7 +69,6 @@ async def main() -> None:
                           (ml2, "meals_lodging_withdrawn")):
             history = await env.client.get_workflow_handle(wid).fetch_history()
             (HERE / f"before_engine_requests_{name}.json").write_text(history.to_json())
-    await env.shutdown()
 
 
 if __name__ == "__main__":
