@@ -7,12 +7,17 @@ with the text the workflow code wrote before the words moved."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from jinja2 import UndefinedError
 from temporalio import workflow
 
+from letters.catalog import KINDS as LETTERS
+from letters.notices import STAFF, notice_words
 from models.case import Task
 from models.policy import Policy
 from models.requests import GrievanceInput, GrievanceRequest
@@ -21,6 +26,7 @@ from workflows.case import ChildCaseWorkflow
 from workflows.grievance import GrievanceWorkflow
 from workflows.meals_lodging import MealsLodgingWorkflow
 
+ROOT = Path(__file__).resolve().parent.parent
 AT = datetime(2026, 3, 2, 17, 30, tzinfo=UTC)  # the timer's target: 09:30 PST
 DUE = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)  # 00:00 PST
 POLICY = Policy()
@@ -142,3 +148,24 @@ def test_meals_lodging_decision_overdue_reaches_the_case_manager_and_a_superviso
         ("decision_overdue", "case_manager", "Fresno:unassigned", "Overdue: meals and lodging decision", text),
         ("decision_overdue", "supervisor", None, "Overdue: meals and lodging decision on C7", text),
     ]
+
+
+def test_every_notice_a_workflow_sends_has_its_words():
+    """A family's or provider's notice is in the letter catalog, a notice to staff has its
+    wording here; no wording is left unused."""
+    sent = {m.groups() for p in (ROOT / "workflows").glob("*.py")
+            for m in re.finditer(r'_notify\(\s*"(\w+)",\s*"(\w+)"', p.read_text())}
+    assert {kind for kind, to in sent if to in ("family", "referrer")} <= set(LETTERS)
+    assert {kind for kind, to in sent if to not in ("family", "referrer")} == set(STAFF)
+
+
+def test_a_datum_the_words_name_but_not_given_is_an_error_not_a_blank():
+    with pytest.raises(UndefinedError, match="days"):
+        notice_words("records_escalation", "supervisor", {"case_id": "C7"}, {})
+
+
+def test_a_letters_notice_body_is_the_heading_alone():
+    """Its words are the letter's (letters/templates/): the notice names the case, or the request."""
+    assert notice_words("case_open", "family", {"case_id": "C7"}, {}) == ("", "CCS case C7\n\n\n")
+    assert notice_words("reimbursement", "family", {"case_id": "C7", "request_id": "C7-ml-3"}, {}) == (
+        "", "CCS case C7, request C7-ml-3\n\n\n")

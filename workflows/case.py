@@ -799,9 +799,7 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
 
     @CASE.clock("records_escalation")
     def _fire_records_escalation(self, _: str) -> None:
-        days = self.s.policy.records.escalate_after.days
-        self._notify("records_escalation", "supervisor", f"Escalation: records outstanding for {self.s.case_id}",
-                     f"Medical records for case {self.s.case_id} are outstanding after {days} days.")
+        self._notify("records_escalation", "supervisor", days=self.s.policy.records.escalate_after.days)
 
     @CASE.clock("appeal_window")
     def _fire_appeal_window(self, _: str) -> None:
@@ -836,16 +834,14 @@ class ChildCaseWorkflow(DuplicateHandling, ProgramEndings, ConditionAppeals, Ste
     def _fire_task_due(self, task_id: str) -> None:
         task = self.s.tasks[task_id]
         task.escalated.append("assignee")
-        self._notify("task_overdue", "case_manager", f"Task due: {task.title}",
-                     f"Task {task.id} on case {self.s.case_id} is due now.", address=task.assignee)
+        self._notify("task_overdue", "case_manager", address=task.assignee, task_id=task.id, title=task.title)
 
     @CASE.clock("task_grace")
     def _fire_task_grace(self, task_id: str) -> None:
         task = self.s.tasks[task_id]
         task.escalated.append("supervisor")
-        self._notify("task_escalation", "supervisor", f"Escalation: overdue task on {self.s.case_id}",
-                     f"Task {task.id} ({task.title}), assigned to {task.assignee}, was due "
-                     f"{task.due.isoformat()} and is still open.")
+        self._notify("task_escalation", "supervisor", task_id=task.id, title=task.title, assignee=task.assignee,
+                     due=task.due.isoformat())
 
     def _schedule_renewal(self) -> None:
         s = self.s
