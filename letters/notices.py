@@ -34,7 +34,7 @@ _GRIEVANCE_DUE = ("The {{ urgency }} grievance {{ request_id }} on case {{ case_
 
 # Each notice's data, besides case_id (and request_id), which every notice has, and `to`, its recipient.
 STAFF: dict[str, Wording] = {
-    # The case (workflows/case.py).
+    # The case (workflows/case/clocks.py).
     "records_escalation": Wording(  # days
         "Escalation: records outstanding for {{ case_id }}",
         "Medical records for case {{ case_id }} are outstanding after {{ days }} days."),

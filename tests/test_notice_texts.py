@@ -153,7 +153,7 @@ def test_meals_lodging_decision_overdue_reaches_the_case_manager_and_a_superviso
 def test_every_notice_a_workflow_sends_has_its_words():
     """A family's or provider's notice is in the letter catalog, a notice to staff has its
     wording here; no wording is left unused."""
-    sent = {m.groups() for p in (ROOT / "workflows").glob("*.py")
+    sent = {m.groups() for p in (ROOT / "workflows").rglob("*.py")
             for m in re.finditer(r'_notify\(\s*"(\w+)",\s*"(\w+)"', p.read_text())}
     assert {kind for kind, to in sent if to in ("family", "referrer")} <= set(LETTERS)
     assert {kind for kind, to in sent if to not in ("family", "referrer")} == set(STAFF)
