@@ -1,7 +1,7 @@
 """The engine floor for bench/floor_vs_product.py: a bare workflow with the product's shape
 and none of its work.
 
-Like ChildCaseWorkflow (workflows/case.py), it is started by update-with-start, takes each
+Like ChildCaseWorkflow (workflows/case/), it is started by update-with-start, takes each
 step as a (dynamic, validated) update, queues a step record per step, and its main loop
 records queued steps with one activity per batch, upserts a search attribute when its stage
 changed, then waits for the next update or a timer (``wait_condition`` with a timeout: a

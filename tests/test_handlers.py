@@ -68,7 +68,9 @@ def deadline_keys(*modules: str) -> set[str]:
     and the case's task escalations (f"task_due:...")."""
     keys: set[str] = set()
     for module in modules:
-        src = (ROOT / "workflows" / f"{module}.py").read_text()
+        path = ROOT / "workflows" / module  # a module, or a package (the case)
+        src = "".join(p.read_text() for p in sorted(path.glob("*.py"))) if path.is_dir() else \
+            path.with_suffix(".py").read_text()
         keys |= set(re.findall(r'deadlines\[f?"([a-z_]+)', src))
         keys |= set(re.findall(r'f"(task_[a-z_]+):', src))
         for timers in re.findall(r"_set_due_timers\(\{(.*?)\}\)", src, flags=re.S):

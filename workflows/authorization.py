@@ -226,38 +226,30 @@ class ServiceAuthorizationWorkflow(RequestWorkflow):
 
     # ---- timers ---------------------------------------------------------------------
 
-    def _due_text(self) -> str:
+    def _when_due(self) -> dict:
+        """When the request is due, for the notices to staff (letters/notices.py)."""
         s = self.s
-        return (f"The {s.request.urgency} service authorization request {s.request_id} on case {s.case_id} "
-                f"is due for decision by {self._when(s.decision_due)}" + (" (extended)" if s.extended else ""))
+        return dict(urgency=s.request.urgency, decision_due=self._when(s.decision_due), extended=s.extended)
 
     @CLOCKS.clock("decision_reminder")
     def _fire_decision_reminder(self, _: str) -> None:
-        self._notify("authorization_reminder", "case_manager", "Reminder: service authorization decision due",
-                     self._due_text() + ".")
+        self._notify("authorization_reminder", "case_manager", **self._when_due())
 
     @CLOCKS.clock("decision_escalation")
     def _fire_decision_escalation(self, _: str) -> None:
-        self._notify("authorization_escalation", "supervisor",
-                     f"Escalation: service authorization decision due on {self.s.case_id}",
-                     self._due_text() + " and is not decided.")
+        self._notify("authorization_escalation", "supervisor", **self._when_due())
 
     @CLOCKS.clock("information_overdue")
     def _fire_information_overdue(self, _: str) -> None:
         # The task stays open: the request is decided with what is in, or the information still comes.
         s = self.s
-        self._notify("authorization_information_overdue", "supervisor",
-                     f"Overdue: information for a service authorization request on {s.case_id}",
-                     f"The service authorization request {s.request_id} on case {s.case_id} has been pended "
-                     f"for information since {self._when(s.pended_at)}; {s.policy.sar.extended.days} days from "
-                     f"receipt ended {self._when(self._clock())}. Decide it with what is in.")
+        self._notify("authorization_information_overdue", "supervisor", pended_at=self._when(s.pended_at),
+                     days=s.policy.sar.extended.days, ended_at=self._when(self._clock()))
 
     @CLOCKS.clock("decision_overdue")
     def _fire_decision_overdue(self, _: str) -> None:
         # No decision by default: the task stays open and overdue until someone decides.
-        self._notify("authorization_overdue", "supervisor",
-                     f"Overdue: service authorization decision on {self.s.case_id}",
-                     self._due_text() + ": the due time has passed without a decision.")
+        self._notify("authorization_overdue", "supervisor", **self._when_due())
 
     # ---- the case closed ------------------------------------------------------------
 

@@ -9,7 +9,7 @@ that tells a run when to continue as new.
 What a workflow supplies (hooks, each a few lines): where its tasks live (``_open_tasks``,
 ``_keep_task``, ``_drop_task``, ``_task_id``), who a notice goes to (``_address_of``), the
 letter fields and notice key of its source (``_letter_fields``, ``_notice_life``,
-``_notice_heading``), what it waits for (``_timed``, ``_due``, ``_take``), and its status.
+``_notice_about``), what it waits for (``_timed``, ``_due``, ``_take``), and its status.
 None of this changes a command: the code moved here from case.py and meals_lodging.py as it
 was, and the recorded histories in tests/histories/ replay.
 """
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.ages import local_today
     from rules.deadlines import next_target
     from letters.catalog import KINDS as LETTERS, letter_language, subject as letter_subject
+    from letters.notices import notice_words
 
 
 class StepEngine:
@@ -133,18 +134,19 @@ class StepEngine:
 
     # ---- notices and letters ------------------------------------------------------------------
 
-    def _notify(self, kind: str, to: str, subject: str = "", body: str = "", address: str | None = None,
-                **facts) -> None:
-        """Queue a notice with the step; to a family (or a provider) it is a letter (letters/)."""
+    def _notify(self, kind: str, to: str, address: str | None = None, **facts) -> None:
+        """Queue a notice with the step; to a family (or a provider) it is a letter (letters/), to
+        staff its words are those of its kind (letters/notices.py) filled with ``facts``."""
         s = self.s
         letter = self._letter(kind, to, facts)
+        subject, body = notice_words(kind, to, self._notice_about(), facts if letter is None else {})
         if letter is not None:
             subject = letter_subject(kind, letter_language(letter["preferred_language"]))
         if address is None:
             address = self._address_of(to)
         key = f"{self._notice_source()}/{self._notice_life()}{s.seq + 1}/{kind}/{len(self._draft.notices)}"
         self._draft.notices.append(Notice(key=key, kind=kind, to=to, address=address, subject=subject,
-                                          body=f"{self._notice_heading()}\n\n{body}\n", letter=letter))
+                                          body=body, letter=letter))
         s.notices_sent.append(key)
 
     def _letter(self, kind: str, to: str, facts: dict) -> dict | None:
@@ -168,8 +170,9 @@ class StepEngine:
         """The life of the case or request, in its notice keys (``""`` before that patch)."""
         raise NotImplementedError
 
-    def _notice_heading(self) -> str:
-        return f"CCS case {self.s.case_id}"
+    def _notice_about(self) -> dict:
+        """What every notice names (its heading): the case, and the request a request's notice is about."""
+        return {"case_id": self.s.case_id}
 
     # ---- deadlines (timer-driven) ---------------------------------------------------------------
 

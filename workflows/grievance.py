@@ -57,8 +57,7 @@ class GrievanceWorkflow(RequestWorkflow):
         self._notify("grievance_acknowledged", "family", resolve_by=self._day(s.decision_due),
                      expedited="yes" if req.expedited else None)
         if req.expedited:  # an urgent grievance reaches a supervisor at once
-            self._notify("grievance_expedited", "supervisor", f"Expedited grievance on {s.case_id}",
-                         self._due_text() + ": the family's health is at risk.")
+            self._notify("grievance_expedited", "supervisor", **self._when_due())
         self._commit(inp.requested_by, "file_grievance",
                      {"about": req.about, "expedited": req.expedited, "resolve_by": s.decision_due.isoformat()})
 
@@ -81,10 +80,9 @@ class GrievanceWorkflow(RequestWorkflow):
             return f"{what}: resolution due {self._when(s.decision_due)}"
         return f"{what}: resolved {self._when(s.resolved_at)}"
 
-    def _due_text(self) -> str:
-        s = self.s
-        return (f"The {self._urgency()} grievance {s.request_id} on case {s.case_id} is due for resolution "
-                f"by {self._when(s.decision_due)}")
+    def _when_due(self) -> dict:
+        """When the grievance is due, for the notices to staff (letters/notices.py)."""
+        return dict(urgency=self._urgency(), resolve_by=self._when(self.s.decision_due))
 
     # ---- actions --------------------------------------------------------------------
 
@@ -108,17 +106,15 @@ class GrievanceWorkflow(RequestWorkflow):
 
     @CLOCKS.clock("resolution_reminder")
     def _fire_resolution_reminder(self, _: str) -> None:
-        self._notify("grievance_reminder", "case_manager", "Reminder: grievance resolution due", self._due_text() + ".")
+        self._notify("grievance_reminder", "case_manager", **self._when_due())
 
     @CLOCKS.clock("resolution_escalation")
     def _fire_resolution_escalation(self, _: str) -> None:
-        self._notify("grievance_escalation", "supervisor", f"Escalation: grievance due on {self.s.case_id}",
-                     self._due_text() + " and is not resolved.")
+        self._notify("grievance_escalation", "supervisor", **self._when_due())
 
     @CLOCKS.clock("resolution_overdue")
     def _fire_resolution_overdue(self, _: str) -> None:
-        self._notify("grievance_overdue", "supervisor", f"Overdue: grievance on {self.s.case_id}",
-                     self._due_text() + f": not resolved at {self._when(self._clock())}.")
+        self._notify("grievance_overdue", "supervisor", at=self._when(self._clock()), **self._when_due())
 
     # ---- the case closed ------------------------------------------------------------
 

@@ -240,10 +240,9 @@ class MealsLodgingWorkflow(RequestWorkflow):
     @CLOCKS.clock("decision_due")
     def _fire_decision_due(self, _: str) -> None:
         s = self.s
-        text = (f"The meals and lodging decision on request {s.request_id} ({s.route.replace('_', ' ')}) was due "
-                f"{self._when(s.decision_due)}; travel begins {s.request.travel_start}.")
-        self._notify("decision_overdue", "case_manager", "Overdue: meals and lodging decision", text)
-        self._notify("decision_overdue", "supervisor", f"Overdue: meals and lodging decision on {s.case_id}", text)
+        due = dict(route=s.route, decision_due=self._when(s.decision_due), travel_start=s.request.travel_start)
+        self._notify("decision_overdue", "case_manager", **due)
+        self._notify("decision_overdue", "supervisor", **due)
 
     @CLOCKS.clock("receipts_reminder")
     def _fire_receipts_reminder(self, _: str) -> dict:

@@ -205,8 +205,8 @@ class RequestWorkflow(StepEngine):
         # names the request's own start, so its letters are never taken for the earlier one's.
         return f"{self.s.received_at:%Y%m%dT%H%M%S}/" if workflow.patched(NOTICE_KEYS_PER_LIFE) else ""
 
-    def _notice_heading(self) -> str:
-        return f"CCS case {self.s.case_id}, request {self.s.request_id}"
+    def _notice_about(self) -> dict:
+        return {"case_id": self.s.case_id, "request_id": self.s.request_id}
 
     def _notice_of_action(self, action: str, reason: str, details: str | None = None) -> None:
         p = self.s.policy.notices
