@@ -33,7 +33,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from activities.db import make_engine
+import httpx
+
+from activities.db import make_engine, session_factory
 from activities.tables import TaskRow
 from bench.common import (
     BIN,
@@ -41,6 +43,7 @@ from bench.common import (
     Progress,
     bounded,
     command_line,
+    free_port,
     keyring_env,
     latency_row,
     loadavg,
@@ -55,6 +58,9 @@ from bench.common import (
 from models.case import Actor
 from models.counties import county_names
 from models.policy import Policy
+from starters.api.auth import Tokens
+from starters.api.settings import ApiSettings
+from starters.api.users import Users
 from starters.client import Cases
 from starters.supervisor import WorkQueue, stuck
 
@@ -80,6 +86,35 @@ def run_cli(env: dict[str, str], *args: str) -> float:
     return elapsed
 
 
+async def signed_in_cli(st, engine, county: str) -> tuple[dict[str, str], subprocess.Popen]:
+    """`ccs serve` against the stack, and the environment of a `ccs` signed in as a supervisor
+    of ``county`` (a user in the database, a token the API signed)."""
+    secret = uuid.uuid4().hex * 2
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CCS_", "TEMPORAL_"))}
+    env.update(keyring_env(st.keyring))
+    env.update({"TEMPORAL_ADDRESS": st.server.address, "CCS_TASK_QUEUE": QUEUE, "CCS_HOME": str(st.tmp / "cli"),
+                "CCS_ENV_FILE": str(st.tmp / "none.env"), "DATABASE_URL": st.database_url,
+                "CCS_API_SECRET": secret, "CCS_API_PORT": str(port), "CCS_API_URL": f"http://127.0.0.1:{port}"})
+    proc = subprocess.Popen([str(BIN / "ccs"), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = ApiSettings(CCS_API_SECRET=secret)
+    user = f"bench.sup.{uuid.uuid4().hex[:6]}"
+    await Users(session_factory(engine), api).add(user, "supervisor", county)
+    env["CCS_TOKEN"], _ = Tokens(api, api.secret(st.tmp)).issue(user, "supervisor", county)
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/openapi.json")).status_code == 200:
+                    return env, proc
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("ccs serve did not come up")
+
+
 async def main(args) -> None:
     rng = random.Random(args.seed)
     tag = uuid.uuid4().hex[:4]
@@ -96,12 +131,14 @@ async def main(args) -> None:
 
         # ---- create N cases ---------------------------------------------------------
         ids: list[str] = []
+        county_of: dict[str, str] = {}
         checkpoints = {args.cases * k // 4 for k in (1, 2, 3, 4)}
         progress = Progress("referred", args.cases)
 
         async def refer(i: int) -> None:
             status = await cases.refer(referral(i, county=counties[i % len(counties)], tag=tag), INTAKE)
             ids.append(status.case_id)
+            county_of[status.case_id] = counties[i % len(counties)]
             progress.tick()
             if len(ids) in checkpoints:
                 out["rss"].append({"when": f"after {len(ids):,} referrals", "cases": len(ids), "cache": small,
@@ -143,12 +180,12 @@ async def main(args) -> None:
             return latency_row(lat)
 
         out["show_small"] = await show_sample(f"cache {small}")
-        cli_env = {k: v for k, v in os.environ.items() if not k.startswith(("CCS_", "TEMPORAL_"))}
-        cli_env.update(keyring_env(st.keyring))
-        cli_env.update({"TEMPORAL_ADDRESS": st.server.address, "CCS_TASK_QUEUE": QUEUE,
-                        "CCS_HOME": str(st.tmp / "cli"), "CCS_ENV_FILE": str(st.tmp / "none.env"),
-                        "DATABASE_URL": st.database_url})
-        out["cli_show"] = [run_cli(cli_env, "show", rng.choice(ids)) for _ in range(args.cli_runs)]
+        # The person verbs are clients of the HTTP API: a `ccs serve` of its own, and a supervisor
+        # of one county signed in (a token in CCS_TOKEN); `ccs show` reads that county's cases.
+        county = counties[0]
+        cli_env, api_proc = await signed_in_cli(st, engine, county)
+        in_county = [cid for cid in ids if county_of[cid] == county]
+        out["cli_show"] = [run_cli(cli_env, "show", rng.choice(in_county)) for _ in range(args.cli_runs)]
 
         # ---- ccs stuck, ccs overdue ------------------------------------------------------
         policy = Policy()
@@ -156,7 +193,6 @@ async def main(args) -> None:
         out["stuck_total"], out["stuck_shown"] = probe["total"], probe["shown"]
         out["stuck"] = latency_row(await timed(
             lambda: stuck(st.client, policy, min_in_stage=timedelta(0), limit=200), args.queries))
-        county = counties[0]
         out["stuck_county"] = latency_row(await timed(
             lambda: stuck(st.client, policy, county=county, min_in_stage=timedelta(0), limit=200), args.queries))
         out["stuck_county_name"] = county
@@ -166,6 +202,8 @@ async def main(args) -> None:
         out["overdue"] = latency_row(await timed(lambda: queue.overdue(within=timedelta(days=30)), args.queries))
         out["cli_stuck"] = [run_cli(cli_env, "stuck", "--min", "0", "--json") for _ in range(args.cli_runs)]
         out["cli_overdue"] = [run_cli(cli_env, "overdue", "--within", "30", "--json") for _ in range(args.cli_runs)]
+        api_proc.terminate()
+        api_proc.wait(timeout=30)
         log(f"  stuck p95 {out['stuck']['p95_ms']} ms over {out['stuck_total']} cases; "
             f"overdue p95 {out['overdue']['p95_ms']} ms over {out['overdue_total']} tasks")
 
@@ -262,7 +300,8 @@ A `ccs show` of a case outside the worker's cache replays the case's history fir
 
 {md_table(lat_rows, [("what", "call"), ("n", "n"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("max_ms", "max ms")])}
 
-The real commands, each a new process (Python start-up, connecting, keys), milliseconds per run:
+The real commands, each a new process (Python start-up, then the HTTP API of a `ccs serve`, signed in
+as a supervisor of {out['stuck_county_name']}: their county's cases), milliseconds per run:
 `ccs show` {fmt(out['cli_show'])}; `ccs stuck --min 0 --json` {fmt(out['cli_stuck'])};
 `ccs overdue --within 30 --json` {fmt(out['cli_overdue'])}.
 """
