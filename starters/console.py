@@ -21,7 +21,9 @@ def load_settings() -> Settings:
         raise CcsError("invalid settings", fields_of(e)) from None
 
 
-async def open_cases(settings: Settings) -> Cases:
+async def open_cases(settings: Settings, with_records: bool = True) -> Cases:
+    """The client of cases, with the case records when a database is reachable (a caller with a
+    pool of its own passes ``with_records=False`` and sets ``records`` on that pool)."""
     from models.converter import load_keyring
 
     try:
@@ -35,7 +37,7 @@ async def open_cases(settings: Settings) -> Cases:
     from starters.records import records_for_cli
 
     return Cases(client, settings.task_queue, policy, keyring.case_id_secret,
-                 records=records_for_cli(settings, keyring))
+                 records=records_for_cli(settings, keyring) if with_records else None)
 
 
 def _fmt_dt(value) -> str:

@@ -243,6 +243,8 @@ async def test_serve_connects_to_the_configured_services(dev_env, database_url, 
     password = await Users(session_factory(engine), api_settings).add(name, "supervisor", "Kern")
     app = create_app(settings, api_settings)
     async with app.router.lifespan_context(app):
+        services = app.state.services
+        assert services.cases.records.sessions.kw["bind"] is services.engine, "one pool for the service"
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ccs.test") as http:
             token = (await http.post("/api/v1/sign-in", json={"user_id": name, "password": password})
                      ).json()["access_token"]

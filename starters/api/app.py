@@ -51,9 +51,15 @@ async def connect_services(settings: Settings, api: ApiSettings) -> Services:
     from starters.console import open_cases as _cases
     from starters.supervisor import database_url_for_cli
 
-    cases = await _cases(settings)
+    from models.converter import EncryptionCodec
+    from starters.records import Records
+
+    cases = await _cases(settings, with_records=False)
     engine = make_engine(database_url_for_cli(settings), pool_size=10)
-    return build_services(cases, engine, api, api.secret(settings.home_dir), load_keyring(settings))
+    keyring = load_keyring(settings)
+    # One pool for the service: the case records read through it too.
+    cases.records = Records(session_factory(engine), EncryptionCodec(keyring.keys, keyring.active))
+    return build_services(cases, engine, api, api.secret(settings.home_dir), keyring)
 
 
 def create_app(settings: Settings | None = None, api: ApiSettings | None = None, *,
