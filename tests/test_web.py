@@ -61,6 +61,16 @@ def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
+async def request_page(http, case_id: str, request_id: str):
+    """A request's page, once the case has started the request's own workflow (a moment later)."""
+    for _ in range(50):
+        page = await http.get(f"/cases/{case_id}/requests/{request_id}")
+        if page.status_code == 200:
+            return page
+        await asyncio.sleep(0.1)
+    return page
+
+
 async def test_a_page_sends_a_stranger_to_sign_in(office):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=office.app, client=CLIENT), base_url="http://ccs.test") as http:
         r = await http.get("/")
@@ -235,11 +245,7 @@ async def test_meals_and_lodging_from_request_to_reimbursement(office):
         "request.estimated.meals": "15", "request.estimated.parking": "12"})
     assert r.status_code == 303, _text(r.text)[:2000]
     request_id = f"{case_id}-ml-1"
-    for _ in range(50):  # the case starts the request's own workflow a moment later
-        page = await http.get(f"/cases/{case_id}/requests/{request_id}")
-        if page.status_code == 200:
-            break
-        await asyncio.sleep(0.1)
+    page = await request_page(http, case_id, request_id)
     assert "exception review" in page.text and "awaiting decision" in page.text
     r = await http.post(f"/cases/{case_id}/requests/{request_id}/actions/decide_meals_lodging",
                         data={"decision": "approve"})
@@ -270,11 +276,7 @@ async def test_a_grievance_is_linked_from_its_case_and_resolved_on_its_page(offi
         "request.about": "delay", "request.summary": "Six weeks without a first visit.", "request.expedited": "false"})
     assert r.status_code == 303, _text(r.text)[:2000]
     request_id = f"{case_id}-grv-1"
-    for _ in range(50):  # the case starts the request's own workflow a moment later
-        page = await http.get(f"/cases/{case_id}/requests/{request_id}")
-        if page.status_code == 200:
-            break
-        await asyncio.sleep(0.1)
+    page = await request_page(http, case_id, request_id)
     assert page.status_code == 200 and "resolve_grievance" in page.text
     assert f"Grievance {request_id}" in _text(page.text) and "Service authorization" not in page.text
     assert "Six weeks without a first visit." in page.text
