@@ -45,16 +45,20 @@ class Determination(_Model):
     reason: str | None = None
 
 
-class ConditionAppeal(_Model):
-    """An appeal of one condition's denial on an active case: the case-level clocks."""
-
+class Appeal(_Model):
     filed_on: date
     grounds: str
     answer_due: datetime
     outcome: Literal["overturned", "upheld"] | None = None
     decided_on: date | None = None
-    hearing_until: datetime | None = None  # upheld: a State fair hearing may be asked for until then
+    hearing_until: datetime | None = None
     hearing_requested_on: date | None = None
+
+
+class ConditionAppeal(Appeal):
+    """An appeal of one condition's denial on an active case: the case-level clocks. Upheld, a
+    State fair hearing may be asked for until ``hearing_until``."""
+
     hearing_outcome: Literal["overturned", "upheld"] | None = None
 
 
@@ -135,16 +139,6 @@ class Denial(_Model):
     reason: str
     noa_sent_on: date | None = None
     appeal_until: datetime | None = None
-
-
-class Appeal(_Model):
-    filed_on: date
-    grounds: str
-    answer_due: datetime
-    outcome: Literal["overturned", "upheld"] | None = None
-    decided_on: date | None = None
-    hearing_until: datetime | None = None
-    hearing_requested_on: date | None = None
 
 
 class CaseNote(_Model):
