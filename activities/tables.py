@@ -202,6 +202,8 @@ class IdempotencyRow(Base):
     body_mac: Mapped[str] = mapped_column(String(64))
     case_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 class LetterRow(Base):
     """A rendered letter (PDF) per notice key: sealed with the keyring, since it names the child."""
 
