@@ -124,7 +124,8 @@ async def test_refer_act_refuse_and_scope(office):
 async def test_supervisor_pages_answer(office):
     from models.case import Actor
 
-    referral = forms.parse({**REFERRAL_FORM, "child.last_name": f"Stuck{uuid.uuid4().hex[:6]}"})
+    last_name = f"Stuck{uuid.uuid4().hex[:6]}"
+    referral = forms.parse({**REFERRAL_FORM, "child.last_name": last_name})
     case_id = (await office.services.cases.refer(referral, Actor(id="clerk.web", role="intake_clerk"))).case_id
     sup = await _browser(office, "sup")
     for _ in range(50):  # visibility shows a new case within moments
@@ -141,6 +142,8 @@ async def test_supervisor_pages_answer(office):
     cm, aud = await _browser(office, "cm"), await _browser(office, "aud")
     assert (await cm.get("/supervisor/workload")).status_code == 403
     assert (await aud.get("/supervisor/stuck")).status_code == 403, "the API refuses auditors these lists too"
+    page = await aud.get(f"/cases/{case_id}")
+    assert page.status_code == 404 and last_name not in page.text, "an auditor reads no child's case page"
     for http in (sup, cm, aud):
         await http.aclose()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -25,7 +24,7 @@ from starters.api.access_log import record_access
 from starters.api.auth import SESSION_COOKIE, Principal, current_principal
 from starters.api.problems import ApiProblem
 from starters.api.routes import records as records_routes
-from starters.api.routes.cases import read_case
+from starters.api.routes.cases import CASE_READERS, read_case
 from starters.api.scope import case_in_scope, referral_refusal
 from starters.client import CcsError
 from starters.supervisor import WorkQueue, stuck
@@ -135,6 +134,10 @@ def action_form(name: str, model: type[BaseModel], values: dict | None = None, e
 
 
 async def _case_or_404(request: Request, who: Principal, case_id: str):
+    """The case is one this person reads: a role that reads cases (as the API's case reads:
+    auditors and administrators read no child's record) and the case in their scope."""
+    if who.role not in CASE_READERS:
+        return None
     try:
         await case_in_scope(_services(request), who, case_id)
     except ApiProblem:
