@@ -144,6 +144,8 @@ async def test_supervisor_pages_answer(office):
     assert (await aud.get("/supervisor/stuck")).status_code == 403, "the API refuses auditors these lists too"
     page = await aud.get(f"/cases/{case_id}")
     assert page.status_code == 404 and last_name not in page.text, "an auditor reads no child's case page"
+    found = await aud.post("/find", data={"last_name": last_name, "date_of_birth": REFERRAL_FORM["child.date_of_birth"]})
+    assert found.status_code == 403 and case_id not in found.text
     for http in (sup, cm, aud):
         await http.aclose()
 

@@ -294,6 +294,8 @@ async def refer(request: Request, who: Principal = Depends(person)):
 @router.get("/cases/{case_id}/letters/{key:path}")
 async def letter_page(request: Request, case_id: str, key: str, who: Principal = Depends(person)):
     """A letter's PDF, as the family received it (in scope, logged as read)."""
+    if who.role not in CASE_READERS:
+        return not_found(request, who, f"letter {key}")
     try:
         pdf = await records_routes.letter_pdf(_services(request), who, case_id, key, "web:letter")
     except ApiProblem as e:
@@ -323,6 +325,8 @@ async def find_page(request: Request, who: Principal = Depends(person)):
 
 @router.post("/find", response_class=HTMLResponse)
 async def find(request: Request, who: Principal = Depends(person)):
+    if who.role not in CASE_READERS:  # as the API's /find: a search for a child is a read of cases
+        return render(request, "error.html", who, 403, message="Finding a child is for the people who work cases.")
     values = _form_values(await request.form())
     try:
         results = await find_child(_services(request), who, values)
