@@ -345,6 +345,14 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def descendants_cpu_s(pid: int) -> float:
+    """CPU of a process's descendants (e.g. a worker's letter renderer), live and reaped."""
+    total = cpu_s(pid, reaped=True) - cpu_s(pid)
+    for child in children(pid):
+        total += cpu_s(child) + descendants_cpu_s(child)
+    return max(total, 0.0)  # a child that died unreaped takes its CPU with it
+
+
 def postgres_cpu_s(pgdata: Path) -> float:
     """The embedded PostgreSQL's CPU: the postmaster, its finished backends, and the live ones."""
     try:
@@ -375,7 +383,9 @@ class CpuMeter:
     def _read(self) -> dict[str, float]:
         return {"system": system_cpu_s(), "bench": time.process_time(), "temporal": cpu_s(self.st.server.pid),
                 "postgres": postgres_cpu_s(self.st.tmp / "pg" / "data"),
-                **{f"worker:{w.name}": cpu_s(w.pid) for w in self.st.workers if w.proc}}
+                **{f"worker:{w.name}": cpu_s(w.pid) for w in self.st.workers if w.proc},
+                # A worker's child processes (its letter renderer), live and reaped.
+                **{f"children:{w.name}": descendants_cpu_s(w.pid) for w in self.st.workers if w.proc}}
 
     def start(self) -> None:
         self.t0, self.a = time.perf_counter(), self._read()
