@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from activities.tables import AuditRow, CaseRecordRow, CaseRow, SnapshotRow
-from models.converter import ENCODING, KEY_ID
+from models.converter import ENCODING, KEY_ID, EncryptionCodec
 from models.request_kinds import request_kind
 
 
@@ -24,9 +24,9 @@ def kind_of(source: str) -> str:
     return spec.kind if spec else "case"
 
 
-async def seal(codec: PayloadCodec, status: dict[str, Any]) -> tuple[str, bytes]:
+async def seal(codec: EncryptionCodec, status: dict[str, Any]) -> tuple[str, bytes]:
     plain = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(status, separators=(",", ":")).encode())
-    [sealed] = await codec.encode([plain])
+    [sealed] = await codec.encode_uncompressed([plain])  # the row keeps only the key ID beside it
     return sealed.metadata[KEY_ID].decode(), sealed.data
 
 
