@@ -131,11 +131,13 @@ async def _apply_tasks(conn, step: StepRecord) -> None:
 
 
 async def _upsert_case(conn, step: StepRecord) -> None:
-    rec = step.record.model_dump()
-    values = dict(rec, last_seq=step.seq, updated_at=datetime.now(timezone.utc))
-    stmt = insert(CaseRow).values(values)
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=["case_id"], set_={k: stmt.excluded[k] for k in values if k != "case_id"},
-        # A later life (referred again after closure) counts its steps from 1 again.
-        where=tuple_(CaseRow.opened_at, CaseRow.last_seq) < tuple_(stmt.excluded.opened_at, stmt.excluded.last_seq),
-    ))
+    await conn.execute(UPSERT_CASE, dict(step.record.model_dump(), last_seq=step.seq,
+                                         updated_at=datetime.now(timezone.utc)))
+
+
+_case = insert(CaseRow.__table__)
+UPSERT_CASE = _case.on_conflict_do_update(
+    index_elements=["case_id"], set_={c.name: _case.excluded[c.name] for c in CaseRow.__table__.c if c.name != "case_id"},
+    # A later life (referred again after closure) counts its steps from 1 again.
+    where=tuple_(CaseRow.opened_at, CaseRow.last_seq) < tuple_(_case.excluded.opened_at, _case.excluded.last_seq),
+)
