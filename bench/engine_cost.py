@@ -58,6 +58,16 @@ async def main(args) -> None:
             spy.stop()
         rows, hist = await payload_table(st.client, res["ids"])
         biggest = await largest_payloads(st.client, res["ids"][0])
+        if args.events:
+            history = await st.client.get_workflow_handle(res["ids"][0]).fetch_history()
+            for e in history.events:
+                kind = e.WhichOneof("attributes").removesuffix("_event_attributes")
+                extra = ""
+                if kind == "upsert_workflow_search_attributes":
+                    extra = " " + ",".join(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+                elif kind.startswith("workflow_execution_update_accepted"):
+                    extra = " " + e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                print(f"  {e.event_id:3} {kind}{extra}")
         await engine.dispose()
     load.append(Path("/proc/loadavg").read_text().split()[0])
     n = args.cases
@@ -77,6 +87,7 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=60)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--events", action="store_true", help="list the events of one case's history")
     p.add_argument("--profile", metavar="DIR", help="also record the worker with py-spy into DIR/product.txt")
     return p.parse_args(argv)
 
