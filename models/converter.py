@@ -6,16 +6,26 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from pydantic import TypeAdapter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    PayloadCodec,
+)
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -145,9 +155,33 @@ def load_keyring(settings) -> Keyring:
     return Keyring(keys=keys, active=active, case_id_secret=secret)
 
 
+# The models' TypeAdapters, built once per process (the payload types are the models', passed
+# through the workflow sandbox). The SDK makes a payload converter, and with it an empty cache,
+# for every workflow it loads, and building an adapter costs far more than validating with it.
+_adapter = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
+
+class _PydanticJSON(PydanticJSONPlainPayloadConverter):
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        try:
+            adapter = _adapter(Any if type_hint is None else type_hint)
+        except TypeError:  # an unhashable hint: as the SDK does it
+            return super().from_payload(payload, type_hint)
+        return adapter.validate_json(payload.data)
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """The SDK's pydantic payload converter, with the process-wide TypeAdapters."""
+
+    def __init__(self) -> None:
+        super().__init__(*(_PydanticJSON() if isinstance(c, JSONPlainPayloadConverter) else c
+                           for c in DefaultPayloadConverter.default_encoding_payload_converters))
+
+
 def data_converter(keyring: Keyring) -> DataConverter:
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=PayloadConverter,
         payload_codec=EncryptionCodec(keyring.keys, keyring.active),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
