@@ -53,7 +53,9 @@ async def main(args) -> None:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
             spy = Profiler(w.pid, Path(args.profile), "product", 200)
             await asyncio.sleep(1)  # py-spy attaches
+        rss0 = w.rss_mb()
         res = await run_variant(st, product, args.cases, 10, f"m{tag}")
+        rss1 = w.rss_mb()
         if spy:
             spy.stop()
         rows, hist = await payload_table(st.client, res["ids"])
@@ -76,6 +78,7 @@ async def main(args) -> None:
     print(f"CPU ms/case: worker {cpu['worker'] / n * 1000:.1f}, dev server {cpu['temporal'] / n * 1000:.1f}, "
           f"PostgreSQL {cpu['postgres'] / n * 1000:.1f}, client {cpu['client'] / n * 1000:.1f}")
     print(f"history bytes per case: {hist:,.0f}")
+    print(f"worker RSS {rss0:.0f} -> {rss1:.0f} MB: {(rss1 - rss0) * 1024 / n:.0f} KB per case kept in its cache")
     for r in rows:
         print(f"  {r['event']:40} {r['events']:5} {r['bytes']:8,} (payload {r['payload']:,})")
     print("largest events of one case:")
