@@ -16,7 +16,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from bench.common import ROOT, log, stack
+from bench.common import stack
 from bench.cpu_profile import Profiler, payload_table
 from bench.floor_vs_product import PRODUCT_Q, Product, run_variant
 
@@ -96,5 +96,4 @@ def parse(argv=None):
 
 
 if __name__ == "__main__":
-    assert ROOT
     asyncio.run(main(parse()))

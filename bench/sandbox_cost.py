@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 
 import temporalio.worker.workflow_sandbox._importer as importer
@@ -31,9 +32,7 @@ def per_instance_ms(runner: SandboxedWorkflowRunner, cls: type, runs: int) -> fl
     return (time.process_time() - t) / runs * 1000
 
 
-import sys
-
-HOST = sys.modules
+HOST = sys.modules  # the host's own (a sandbox swaps in its own while it imports)
 
 
 def fresh_modules(runner: SandboxedWorkflowRunner, cls: type) -> list[str]:
