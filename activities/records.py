@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from activities.tables import AuditRow, CaseRecordRow, CaseRow, SnapshotRow
-from models.converter import ENCODING, KEY_ID
+from models.converter import ENCODING, KEY_ID, EncryptionCodec
 from models.request_kinds import request_kind
 
 
@@ -24,9 +24,9 @@ def kind_of(source: str) -> str:
     return spec.kind if spec else "case"
 
 
-async def seal(codec: PayloadCodec, status: dict[str, Any]) -> tuple[str, bytes]:
+async def seal(codec: EncryptionCodec, status: dict[str, Any]) -> tuple[str, bytes]:
     plain = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(status, separators=(",", ":")).encode())
-    [sealed] = await codec.encode([plain])
+    [sealed] = await codec.encode_uncompressed([plain])  # the row keeps only the key ID beside it
     return sealed.metadata[KEY_ID].decode(), sealed.data
 
 
@@ -36,27 +36,34 @@ async def unseal(codec: PayloadCodec, key_id: str, ciphertext: bytes) -> dict[st
     return json.loads(plain.data)
 
 
-async def write_snapshot(session, codec: PayloadCodec, case_id: str, source: str, seq: int,
+async def write_snapshot(session, codec: EncryptionCodec, case_id: str, source: str, seq: int,
                          status: dict[str, Any]) -> None:
     """Keep the status as of step ``seq``; an older or repeated batch changes nothing."""
     key_id, ciphertext = await seal(codec, status)
     now = datetime.now(timezone.utc)
     started_at = _time(status["stage_history"][0]["at"] if status.get("stage_history") else status["received_at"])
-    stmt = insert(SnapshotRow).values(source=source, case_id=case_id, kind=kind_of(source), key_id=key_id,
-                                      ciphertext=ciphertext, started_at=started_at, last_seq=seq, updated_at=now)
-    written = await session.execute(stmt.on_conflict_do_update(
-        index_elements=["source"],
-        set_={k: stmt.excluded[k] for k in ("key_id", "ciphertext", "started_at", "last_seq", "updated_at")},
-        where=tuple_(SnapshotRow.started_at, SnapshotRow.last_seq) < tuple_(stmt.excluded.started_at,
-                                                                           stmt.excluded.last_seq),
-    ).returning(SnapshotRow.source))
+    written = await session.execute(UPSERT_SNAPSHOT, dict(
+        source=source, case_id=case_id, kind=kind_of(source), key_id=key_id, ciphertext=ciphertext,
+        started_at=started_at, last_seq=seq, updated_at=now))
     if written.first() is None or source != case_id:
         return
     # A case open again (a new referral after closure) is not due for the purge.
     closed_at = _time(status["stage_since"]) if status.get("stage") == "closed" else None
-    rec = insert(CaseRecordRow).values(case_id=case_id, closed_at=closed_at, events=0, updated_at=now)
-    await session.execute(rec.on_conflict_do_update(
-        index_elements=["case_id"], set_={"closed_at": rec.excluded.closed_at, "purged_at": None, "updated_at": now}))
+    await session.execute(UPSERT_RECORD, dict(case_id=case_id, closed_at=closed_at, events=0, updated_at=now))
+
+
+# Built once (bind parameters): compiled once per process, not once per batch.
+_snapshot = insert(SnapshotRow.__table__)
+UPSERT_SNAPSHOT = _snapshot.on_conflict_do_update(
+    index_elements=["source"],
+    set_={k: _snapshot.excluded[k] for k in ("key_id", "ciphertext", "started_at", "last_seq", "updated_at")},
+    where=tuple_(SnapshotRow.started_at, SnapshotRow.last_seq) < tuple_(_snapshot.excluded.started_at,
+                                                                       _snapshot.excluded.last_seq),
+).returning(SnapshotRow.source)
+_record = insert(CaseRecordRow.__table__)
+UPSERT_RECORD = _record.on_conflict_do_update(
+    index_elements=["case_id"],
+    set_={"closed_at": _record.excluded.closed_at, "purged_at": None, "updated_at": _record.excluded.updated_at})
 
 
 def _time(iso: str) -> datetime:

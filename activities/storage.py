@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import tuple_, update
+from sqlalchemy import bindparam, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -78,47 +78,66 @@ class CaseActivities:
 
     async def _apply_all(self, steps: list[StepRecord], letters: list[dict], status: dict[str, Any] | None) -> None:
         async with self.sessions.begin() as session:
-            for step in steps:
-                await self._apply(session, step)
+            conn = await session.connection()
+            if steps:
+                await conn.execute(AUDIT, [_audit_row(step) for step in steps])
+            for step in steps:  # in order: a step may close a task an earlier step of the batch opened
+                await _apply_tasks(conn, step)
+            outbox = [row for step in steps for row in Notifier.outbox_rows(step.case_id, step.notices)]
+            if outbox:
+                await conn.execute(OUTBOX, outbox)
             if letters:
-                await session.execute(insert(LetterRow).values(letters).on_conflict_do_nothing(index_elements=["key"]))
+                await conn.execute(insert(LetterRow).values(letters).on_conflict_do_nothing(index_elements=["key"]))
+            # The read model keeps the newest record: the batch's last says all the earlier ones did.
+            last = next((step for step in reversed(steps) if step.record is not None), None)
+            if last is not None:
+                await _upsert_case(conn, last)
             if status is not None and steps and self.codec is not None:
                 last = steps[-1]
-                await write_snapshot(session, self.codec, last.case_id, last.source, last.seq, status)
+                await write_snapshot(conn, self.codec, last.case_id, last.source, last.seq, status)
 
-    async def _apply(self, session, step: StepRecord) -> None:
-        await session.execute(insert(AuditRow).values(
-            case_id=step.case_id, source=step.source, seq=step.seq, at=step.at, actor_id=step.actor_id, actor_role=step.actor_role,
-            action=step.action, stage=step.stage, county=step.county, detail=step.model_dump(mode="json")["detail"],
-        ).on_conflict_do_nothing(constraint="uq_audit_source_seq_at"))
-        if step.tasks_opened:
-            tasks = insert(TaskRow).values([
-                dict(case_id=step.case_id, task_id=t.id, kind=t.kind, title=t.title, assignee=t.assignee,
-                     county=step.county, due=t.due, status="open", opened_at=t.opened_at)
-                for t in step.tasks_opened
-            ])
-            # A later life's T1 replaces the earlier life's (done) T1; a retry changes nothing.
-            await session.execute(tasks.on_conflict_do_update(
-                index_elements=["case_id", "task_id"], where=TaskRow.opened_at < tasks.excluded.opened_at,
-                set_={k: tasks.excluded[k] for k in ("kind", "title", "assignee", "county", "due", "status",
-                                                     "opened_at", "closed_at")}))
-        if step.tasks_closed:
-            await session.execute(
-                update(TaskRow)
-                .where(TaskRow.case_id == step.case_id, TaskRow.task_id.in_(step.tasks_closed),
-                       TaskRow.status == "open", TaskRow.opened_at <= step.at)  # not a later life's task
-                .values(status="done", closed_at=step.at)
-            )
-        if step.notices:
-            await session.execute(insert(OutboxRow).values(Notifier.outbox_rows(step.case_id, step.notices))
-                                  .on_conflict_do_nothing(index_elements=["key"]))
-        if step.record is None:
-            return
-        rec = step.record.model_dump()
-        values = dict(rec, last_seq=step.seq, updated_at=datetime.now(timezone.utc))
-        stmt = insert(CaseRow).values(values)
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=["case_id"], set_={k: stmt.excluded[k] for k in values if k != "case_id"},
-            # A later life (referred again after closure) counts its steps from 1 again.
-            where=tuple_(CaseRow.opened_at, CaseRow.last_seq) < tuple_(stmt.excluded.opened_at, stmt.excluded.last_seq),
-        ))
+
+# Statements built once with bind parameters, run with a list of rows (one round trip each):
+# SQLAlchemy compiles each once per process instead of once per step.
+AUDIT = insert(AuditRow.__table__).on_conflict_do_nothing(constraint="uq_audit_source_seq_at")
+OUTBOX = insert(OutboxRow.__table__).on_conflict_do_nothing(index_elements=["key"])
+_tasks = insert(TaskRow.__table__)
+# A later life's T1 replaces the earlier life's (done) T1; a retry changes nothing.
+OPEN_TASKS = _tasks.on_conflict_do_update(
+    index_elements=["case_id", "task_id"], where=TaskRow.__table__.c.opened_at < _tasks.excluded.opened_at,
+    set_={k: _tasks.excluded[k] for k in ("kind", "title", "assignee", "county", "due", "status", "opened_at",
+                                          "closed_at")})
+_t = TaskRow.__table__.c
+CLOSE_TASKS = (update(TaskRow.__table__)
+               .where(_t.case_id == bindparam("step_case"), _t.task_id.in_(bindparam("step_tasks", expanding=True)),
+                      _t.status == "open", _t.opened_at <= bindparam("step_at"))  # not a later life's task
+               .values(status="done", closed_at=bindparam("step_at")))
+
+
+def _audit_row(step: StepRecord) -> dict:
+    return dict(case_id=step.case_id, source=step.source, seq=step.seq, at=step.at, actor_id=step.actor_id,
+                actor_role=step.actor_role, action=step.action, stage=step.stage, county=step.county,
+                detail=step.model_dump(mode="json", include={"detail"})["detail"])
+
+
+async def _apply_tasks(conn, step: StepRecord) -> None:
+    if step.tasks_opened:
+        await conn.execute(OPEN_TASKS, [
+            dict(case_id=step.case_id, task_id=t.id, kind=t.kind, title=t.title, assignee=t.assignee,
+                 county=step.county, due=t.due, status="open", opened_at=t.opened_at)
+            for t in step.tasks_opened])
+    if step.tasks_closed:
+        await conn.execute(CLOSE_TASKS, dict(step_case=step.case_id, step_tasks=step.tasks_closed, step_at=step.at))
+
+
+async def _upsert_case(conn, step: StepRecord) -> None:
+    await conn.execute(UPSERT_CASE, dict(step.record.model_dump(), last_seq=step.seq,
+                                         updated_at=datetime.now(timezone.utc)))
+
+
+_case = insert(CaseRow.__table__)
+UPSERT_CASE = _case.on_conflict_do_update(
+    index_elements=["case_id"], set_={c.name: _case.excluded[c.name] for c in CaseRow.__table__.c if c.name != "case_id"},
+    # A later life (referred again after closure) counts its steps from 1 again.
+    where=tuple_(CaseRow.opened_at, CaseRow.last_seq) < tuple_(_case.excluded.opened_at, _case.excluded.last_seq),
+)

@@ -6,18 +6,35 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from pydantic import TypeAdapter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    PayloadCodec,
+)
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
+# A payload this large (a status, a batch of steps) is deflated before it is encrypted: JSON
+# shrinks 3-5x, and so does what Temporal stores, sends and replays. Marked beside the key ID
+# and authenticated with it (relabelling fails like a wrong key); smaller payloads are left as
+# they were, and payloads written before this decode as before.
+COMPRESSION = "encryption-compression"
+COMPRESS_FROM = 512  # bytes
 
 
 class UnknownKeyError(ValueError):
@@ -37,12 +54,23 @@ class EncryptionCodec(PayloadCodec):
         self.active = active
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return self._encode(payloads, COMPRESS_FROM)
+
+    async def encode_uncompressed(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """For a ciphertext kept without its metadata but the key ID (a case record's snapshot)."""
+        return self._encode(payloads, None)
+
+    def _encode(self, payloads: Sequence[Payload], compress_from: int | None) -> list[Payload]:
         cipher = self._ciphers[self.active]
         out = []
         for p in payloads:
+            plain = p.SerializeToString()
+            metadata = {"encoding": ENCODING, KEY_ID: self.active.encode()}
+            if compress_from is not None and len(plain) >= compress_from:
+                plain, metadata[COMPRESSION] = zlib.compress(plain, 1), b"zlib"
             nonce = os.urandom(12)
-            data = nonce + cipher.encrypt(nonce, p.SerializeToString(), self.active.encode())
-            out.append(Payload(metadata={"encoding": ENCODING, KEY_ID: self.active.encode()}, data=data))
+            data = nonce + cipher.encrypt(nonce, plain, _aad(metadata))
+            out.append(Payload(metadata=metadata, data=data))
         return out
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -55,9 +83,17 @@ class EncryptionCodec(PayloadCodec):
             cipher = self._ciphers.get(kid)
             if cipher is None:
                 raise UnknownKeyError(f"payload encrypted with unknown key id {kid!r}")
-            plain = cipher.decrypt(p.data[:12], p.data[12:], kid.encode())
+            plain = cipher.decrypt(p.data[:12], p.data[12:], _aad(p.metadata))
+            if COMPRESSION in p.metadata:  # (authenticated: only "zlib" was ever written)
+                plain = zlib.decompress(plain)
             out.append(Payload.FromString(plain))
         return out
+
+
+def _aad(metadata) -> bytes:
+    """What the tag authenticates beside the data: the key ID, and the compression if any."""
+    compression = metadata.get(COMPRESSION)
+    return metadata[KEY_ID] + (b"/" + compression if compression else b"")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,9 +155,33 @@ def load_keyring(settings) -> Keyring:
     return Keyring(keys=keys, active=active, case_id_secret=secret)
 
 
+# The models' TypeAdapters, built once per process (the payload types are the models', passed
+# through the workflow sandbox). The SDK makes a payload converter, and with it an empty cache,
+# for every workflow it loads, and building an adapter costs far more than validating with it.
+_adapter = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
+
+class _PydanticJSON(PydanticJSONPlainPayloadConverter):
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        try:
+            adapter = _adapter(Any if type_hint is None else type_hint)
+        except TypeError:  # an unhashable hint: as the SDK does it
+            return super().from_payload(payload, type_hint)
+        return adapter.validate_json(payload.data)
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """The SDK's pydantic payload converter, with the process-wide TypeAdapters."""
+
+    def __init__(self) -> None:
+        super().__init__(*(_PydanticJSON() if isinstance(c, JSONPlainPayloadConverter) else c
+                           for c in DefaultPayloadConverter.default_encoding_payload_converters))
+
+
 def data_converter(keyring: Keyring) -> DataConverter:
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=PayloadConverter,
         payload_codec=EncryptionCodec(keyring.keys, keyring.active),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

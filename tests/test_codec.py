@@ -15,6 +15,8 @@ from cryptography.exceptions import InvalidTag
 from temporalio.api.common.v1 import Payload
 
 from models.converter import (
+    COMPRESS_FROM,
+    COMPRESSION,
     ENCODING,
     KEY_ID,
     EncryptionCodec,
@@ -117,6 +119,29 @@ async def test_tampered_ciphertext_fails():
     [q] = await codec2.encode(await plain_payloads(SECRET))
     with pytest.raises(InvalidTag):
         await codec2.decode([Payload(metadata={**q.metadata, KEY_ID: b"b"}, data=q.data)])
+
+
+async def test_a_large_payload_is_stored_compressed_and_reads_back():
+    codec = EncryptionCodec({"k1": key()}, "k1")
+    status = {**SECRET, "notes": [{"text": f"Called the family about the records, visit {i}"} for i in range(60)]}
+    small, large = await plain_payloads(SECRET, status)
+    assert small.ByteSize() < COMPRESS_FROM <= large.ByteSize()
+    enc_small, enc_large = await codec.encode([small, large])
+    assert COMPRESSION not in enc_small.metadata  # too small to gain: as before
+    assert enc_large.metadata[COMPRESSION] == b"zlib"
+    assert len(enc_large.data) < large.ByteSize() / 3  # what Temporal stores per history event
+    assert_no_plaintext(enc_large.SerializeToString())
+    assert await codec.decode([enc_small, enc_large]) == [small, large]
+    # The mark is authenticated: dropping it (or adding it) fails like a tampered payload.
+    stripped = Payload(metadata={k: v for k, v in enc_large.metadata.items() if k != COMPRESSION},
+                       data=enc_large.data)
+    added = Payload(metadata={**enc_small.metadata, COMPRESSION: b"zlib"}, data=enc_small.data)
+    for bad in (stripped, added):
+        with pytest.raises(InvalidTag):
+            await codec.decode([bad])
+    # A snapshot's ciphertext is stored beside its key ID only: sealed uncompressed.
+    [sealed] = await codec.encode_uncompressed([large])
+    assert COMPRESSION not in sealed.metadata and await codec.decode([sealed]) == [large]
 
 
 def test_codec_rejects_bad_keys():

@@ -25,7 +25,7 @@ from starters.client import CcsError
 from tests.api_helpers import api  # noqa: F401  (fixture)
 from tests.conftest import CONVERTER, INTAKE
 from tests.helpers import CM, act, referral, settle
-from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN
+from workflows.common import NOTICE_KEYS_PER_LIFE, PATCH_SET, TIMER_DRIVEN
 from workflows.endings import PROGRAM_ENDINGS
 
 FIRST, LAST = "Zephyrine", "Quillfeather"
@@ -134,7 +134,8 @@ async def _history_as_stored_holds_no_phi(env, cases):
     # Version markers (workflow.patched) hold only a patch ID, written by the SDK's core.
     patches = [e for e in events if e.HasField("marker_recorded_event_attributes")
                and e.marker_recorded_event_attributes.marker_name == "core_patch"]
-    known = (b"wake-before-flush", TIMER_DRIVEN.encode(), PROGRAM_ENDINGS.encode(), NOTICE_KEYS_PER_LIFE.encode())
+    known = (b"wake-before-flush", TIMER_DRIVEN.encode(), PROGRAM_ENDINGS.encode(), NOTICE_KEYS_PER_LIFE.encode(),
+             PATCH_SET.encode())
     assert patches and all(any(k in e.SerializeToString() for k in known) for e in patches)
     data_payloads = [p for e in events if e not in patches for p in payloads_in(e, skip="search_attributes")]
     assert len(data_payloads) > 5

@@ -21,6 +21,7 @@ from models import search
 from models.converter import EncryptionCodec, load_keyring
 from models.policy import RetentionPolicy
 from models.settings import Settings
+from workers import code_cache
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def build_activities(settings: Settings, database_url: str) -> tuple[CaseActivit
 def build_worker(client: Client, task_queue: str, activities: CaseActivities, max_cached: int = 1000,
                  retention: RetentionPolicy = RetentionPolicy()) -> Worker:
     purge = RetentionActivities(activities.sessions, retention.keep_closed_for).purge_records
+    code_cache.install()  # each new workflow's sandbox imports workflows/ afresh: compile it once
     return Worker(
         client,
         task_queue=task_queue,

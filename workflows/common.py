@@ -25,6 +25,25 @@ TIMER_DRIVEN = "timer-driven-deadlines"
 # starts a new workflow under the same ID whose steps count from 1 again.
 NOTICE_KEYS_PER_LIFE = "notice-keys-per-life"
 
+# New runs record one marker for every patch above and in PATCHES_IN_SET instead of one each:
+# every patch marker also makes the SDK upsert the TemporalChangeVersion search attribute, a
+# command and a visibility write (four per case, of its six upserts). The engine asks for the set
+# first thing in each run (StepEngine._setup): a run begun before the set replays without its
+# marker and keeps asking for each patch, as it did. A later patch is asked for on its own.
+PATCH_SET = "patches-2026-11"
+PATCHES_IN_SET = frozenset({
+    TIMER_DRIVEN, NOTICE_KEYS_PER_LIFE, "program-endings", "policy-in-force", "wake-before-flush",
+    "record-final-status", "record-request-changes", "state-decides-appeals-sars", "county-status-sourced",
+    "enrollment-fee-rule", "enrollment-fee-renewal",
+})
+
+
+def patched(patch_id: str) -> bool:
+    """``workflow.patched(patch_id)``, or true without a marker of its own in a run begun with the set."""
+    if patch_id not in PATCHES_IN_SET:
+        raise ValueError(f"patch {patch_id!r} is not in PATCHES_IN_SET: ask workflow.patched for it")
+    return workflow.patched(PATCH_SET) or workflow.patched(patch_id)
+
 INVALID = "InvalidAction"  # `ccs act` shows its message and, in details[0], the fields
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

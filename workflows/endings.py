@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.common import patched
 from workflows.handlers import CASE
 
 with workflow.unsafe.imports_passed_through():
@@ -22,13 +23,13 @@ PROGRAM_ENDINGS = "program-endings"
 class ProgramEndings:
     def _schedule_application_lapse(self) -> None:
         """After the second notice, the family has a policy period to return the application."""
-        if workflow.patched(PROGRAM_ENDINGS):
+        if patched(PROGRAM_ENDINGS):
             self.s.deadlines["application_lapsed"] = self._clock() + self.s.policy.intake.close_unreturned_after
 
     def _schedule_renewal_lapse(self) -> None:
         """A renewal noticed and not completed when its notice period ends closes the case."""
         s = self.s
-        if workflow.patched(PROGRAM_ENDINGS):
+        if patched(PROGRAM_ENDINGS):
             s.deadlines["renewal_lapsed"] = (start_of_day(s.renewal_due, s.policy.timezone)
                                              + s.policy.active.renewal_close_after)
 

@@ -15,71 +15,12 @@ declared action, clock and stage has exactly one handler.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from temporalio import workflow
 
-Handler = Callable[..., Any]
+with workflow.unsafe.imports_passed_through():
+    from workflows.handler_table import Clock, Handler, HandlerTable
 
-
-@dataclass(frozen=True)
-class Clock:
-    fire: Handler
-    # Whether the deadline outlives a stage change (the 21st birthday, age milestones); the
-    # others belong to the stage that set them and go when the case leaves it.
-    lasting: bool = False
-
-
-@dataclass
-class HandlerTable:
-    """One workflow's handlers (its mixins register into the same table)."""
-
-    name: str
-    actions: dict[str, Handler] = field(default_factory=dict)
-    checks: dict[str, Handler] = field(default_factory=dict)
-    clocks: dict[str, Clock] = field(default_factory=dict)
-    entries: dict[str, Handler] = field(default_factory=dict)
-
-    def _register(self, table: dict, key: str, value: Any) -> None:
-        if key in table:
-            raise TypeError(f"{self.name}: {key!r} has two handlers")
-        table[key] = value
-
-    def action(self, name: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.actions, name, fn)
-            return fn
-        return register
-
-    def check(self, name: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.checks, name, fn)
-            return fn
-        return register
-
-    def clock(self, name: str, lasting: bool = False) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.clocks, name, Clock(fn, lasting))
-            return fn
-        return register
-
-    def entry(self, stage: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.entries, stage, fn)
-            return fn
-        return register
-
-    def clock_of(self, key: str) -> Clock:
-        """The clock a deadline key belongs to (``milestone:18`` -> ``milestone``)."""
-        return self.clocks[key.partition(":")[0]]
-
-    def outlives_stage_change(self, key: str) -> bool:
-        """Whether a deadline stays when the case changes stage: only a clock declared lasting
-        does (a key with no clock is dropped, as before clocks were declared: never a KeyError
-        inside a workflow task)."""
-        clock = self.clocks.get(key.partition(":")[0])
-        return clock is not None and clock.lasting
-
+__all__ = ["CASE", "Clock", "Handler", "HandlerTable"]
 
 # The case's table: ChildCaseWorkflow and its mixins (identity, endings, condition appeals).
 CASE = HandlerTable("ChildCaseWorkflow")

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import FailureError
 
-from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, decode, invalid, wait_for_deadline
+from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, decode, invalid, patched, wait_for_deadline
 from workflows.engine import StepEngine
 
 with workflow.unsafe.imports_passed_through():
@@ -41,7 +41,7 @@ class RequestWorkflow(StepEngine):
     # ---- main loop ------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        timer_driven = workflow.patched(TIMER_DRIVEN)
+        timer_driven = patched(TIMER_DRIVEN)
         while True:
             if timer_driven:
                 self._wake = False  # before the awaits: a step taken during them wakes the next pass
@@ -203,7 +203,7 @@ class RequestWorkflow(StepEngine):
     def _notice_life(self) -> str:
         # A request ID repeats in a child's later life of the case (CASE-ml-1 again): the key
         # names the request's own start, so its letters are never taken for the earlier one's.
-        return f"{self.s.received_at:%Y%m%dT%H%M%S}/" if workflow.patched(NOTICE_KEYS_PER_LIFE) else ""
+        return f"{self.s.received_at:%Y%m%dT%H%M%S}/" if patched(NOTICE_KEYS_PER_LIFE) else ""
 
     def _notice_about(self) -> dict:
         return {"case_id": self.s.case_id, "request_id": self.s.request_id}

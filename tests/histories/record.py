@@ -8,7 +8,9 @@ replay: a failing replay means the code change is not safe for running cases):
     python -m tests.histories.record --requests    # requests under dated and published policies
 
 The files without a prefix were written before the timer-driven-deadlines patch; those with
-``timer_driven_`` after it. Old files are kept: running cases of that code must still replay.
+``timer_driven_`` after it, those with ``patch_set_`` after the patch set (workflows/common.py
+PATCH_SET) and with compressed payloads. Old files are kept: running cases of that code must
+still replay.
 
 Payloads are encrypted with the fixed, test-only key below; the people are synthetic.
 """

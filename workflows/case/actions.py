@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from temporalio import workflow
 
-from workflows.common import invalid
+from workflows.common import invalid, patched
 from workflows.handlers import CASE
 
 with workflow.unsafe.imports_passed_through():
@@ -236,7 +236,7 @@ class CaseActions:
             # 22 CCR 41610(a): the fee is redetermined yearly; an unpaid one keeps its clock.
             settled = s.enrollment_fee is None or s.enrollment_fee.paid_on is not None or (
                 s.enrollment_fee.amount + s.enrollment_fee.assessment_fee == 0)
-            if settled and workflow.patched("enrollment-fee-renewal"):
+            if settled and patched("enrollment-fee-renewal"):
                 s.enrollment_fee = None
                 self._assess_enrollment_fee(self._today())
         return {"eligible": s.eligibility.eligible, "renewal_due": s.renewal_due.isoformat()}
@@ -256,7 +256,7 @@ class CaseActions:
         old = s.county
         s.county, s.wcm_plan = county.name, county.wcm_plan
         s.jurisdiction = self._jurisdiction(county)
-        s.state_decides = s.jurisdiction == "state" and workflow.patched("state-decides-appeals-sars")
+        s.state_decides = s.jurisdiction == "state" and patched("state-decides-appeals-sars")
         s.child = s.child.model_copy(update={"county": county.name})
         s.case_manager = None
         for task in list(s.tasks.values()):

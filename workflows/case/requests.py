@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.common import invalid
+from workflows.common import invalid, patched
 from workflows.handlers import CASE
 from workflows.policy_in_force import POLICY_IN_FORCE, take_current_policy, with_policy_in_force
 
@@ -27,7 +27,7 @@ class CaseRequests:
     s: CaseState
 
     async def _start_requests(self) -> None:
-        in_force = bool(self.s.requests_to_start) and workflow.patched(POLICY_IN_FORCE)
+        in_force = bool(self.s.requests_to_start) and patched(POLICY_IN_FORCE)
         if in_force:
             await take_current_policy(self.s)
             self._events += 6

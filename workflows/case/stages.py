@@ -10,6 +10,7 @@ from datetime import date
 
 from temporalio import workflow
 
+from workflows.common import patched
 from workflows.handlers import CASE
 
 with workflow.unsafe.imports_passed_through():
@@ -108,7 +109,7 @@ class CaseStages:
     def _assess_enrollment_fee(self, today: date) -> None:
         """The year's fee by rule (HSC 123900); before the rule, the amount the case manager typed."""
         s = self.s
-        if workflow.patched("enrollment-fee-rule"):
+        if patched("enrollment-fee-rule"):
             fees = assess_fees(s.finances, s.policy.in_force(today).fees)  # the fees in force that day
             s.enrollment_fee = EnrollmentFee(amount=fees.enrollment_fee, assessment_fee=fees.assessment_fee,
                                              due_on=today, basis=fees.basis)

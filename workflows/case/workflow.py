@@ -24,7 +24,7 @@ from workflows.case.actions import CaseActions
 from workflows.case.clocks import CaseClocks
 from workflows.case.requests import CaseRequests
 from workflows.case.stages import CaseStages
-from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, decode, invalid
+from workflows.common import NOTICE_KEYS_PER_LIFE, TIMER_DRIVEN, decode, invalid, patched
 from workflows.condition_appeals import ConditionAppeals
 from workflows.endings import ProgramEndings
 from workflows.engine import StepEngine
@@ -89,8 +89,8 @@ class ChildCaseWorkflow(CaseRequests, CaseStages, CaseActions, CaseClocks,  # it
             workflow.logger.info("case continued as new (run %d)", self.s.runs)
         # Runs begun before this patch cleared the wake flag after the awaits below, so a step
         # taken during them waited for the next timer to reach search attributes.
-        wake_first = workflow.patched("wake-before-flush")
-        timer_driven = workflow.patched(TIMER_DRIVEN)
+        wake_first = patched("wake-before-flush")
+        timer_driven = patched(TIMER_DRIVEN)
         while True:
             if wake_first:
                 self._wake = False  # cleared before the awaits: a step taken during them wakes the next pass
@@ -120,7 +120,7 @@ class ChildCaseWorkflow(CaseRequests, CaseStages, CaseActions, CaseClocks,  # it
         await self._record_pending()
         if self.s.stage == "closed":
             await self._tell_requests_case_closed()
-            if workflow.patched("record-final-status"):
+            if patched("record-final-status"):
                 await self._record_pending()  # what the requests said meanwhile reaches the final record
             return self._status()
         workflow.continue_as_new(CaseInput(case_id=self.s.case_id, policy=self.s.policy, state=self.s))
@@ -147,7 +147,7 @@ class ChildCaseWorkflow(CaseRequests, CaseStages, CaseActions, CaseClocks,  # it
             self._events += 4
             self._wake = True
             # A step, so the case record (and audit trail) follows its requests.
-            if changed and workflow.patched("record-request-changes"):
+            if changed and patched("record-request-changes"):
                 self._commit(SYSTEM, "request_changed", {"request_id": summary.request_id, "state": summary.state})
 
     # ---- query and actions --------------------------------------------------------
@@ -221,10 +221,10 @@ class ChildCaseWorkflow(CaseRequests, CaseStages, CaseActions, CaseClocks,  # it
         )
         # 22 CCR 42160(c)(2): in a dependent county the State CCS regional office answers appeals,
         # and the State decides service authorization requests (new cases only).
-        self.s.state_decides = self.s.jurisdiction == "state" and workflow.patched("state-decides-appeals-sars")
+        self.s.state_decides = self.s.jurisdiction == "state" and patched("state-decides-appeals-sars")
         if self._invalid:
             return self.s
-        if workflow.patched(NOTICE_KEYS_PER_LIFE):
+        if patched(NOTICE_KEYS_PER_LIFE):
             self.s.life = now.strftime("%Y%m%dT%H%M%S")
         self._begin()
         self._add_conditions(ref, received)
@@ -243,7 +243,7 @@ class ChildCaseWorkflow(CaseRequests, CaseStages, CaseActions, CaseClocks,  # it
         shipped = COUNTIES[county.name].jurisdiction
         # A status the shipped data corrected from a source (Napa) applies to cases opened or
         # transferred after the correction; a running case replays with the old one.
-        if county.name in PREVIOUS_JURISDICTION and status == shipped and not workflow.patched("county-status-sourced"):
+        if county.name in PREVIOUS_JURISDICTION and status == shipped and not patched("county-status-sourced"):
             status = PREVIOUS_JURISDICTION[county.name]
         return "county" if status == "independent" else "state"
 
