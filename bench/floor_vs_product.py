@@ -158,7 +158,7 @@ async def run_variant(st, variant, n: int, concurrency: int, tag: str, measure: 
     while (done := await variant.recorded(ids)) < n:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{variant.label}: only {done} of {n} cases recorded in {timeout:.0f} s")
-        await asyncio.sleep(0.1)  # a poll costs the client and PostgreSQL CPU: not too often
+        await asyncio.sleep(0.25)  # a poll costs the client and PostgreSQL CPU: not too often
     recorded = time.perf_counter() - t0
     cpu = meter.stop()
     lat = [x for _, ls in results for x in ls]
