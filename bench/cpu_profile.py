@@ -94,7 +94,8 @@ class Profiler:
 
     def __init__(self, pid: int, out: Path, name: str, rate: int) -> None:
         self.raw, self.svg = out / f"{name}.txt", out / f"{name}.svg"
-        spy = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking"]
+        spy = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
+               "--subprocesses"]  # and the worker's letter renderer
         self.procs = [subprocess.Popen(spy + ["--format", fmt, "-o", str(path)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                       for fmt, path in (("raw", self.raw), ("flamegraph", self.svg))]
@@ -176,6 +177,7 @@ async def main(args) -> None:
 def report(args, results, profiles, payloads, load, letters: float) -> str:
     p, res = profiles["product"], results["product"]
     worker_ms = res["cpu"]["worker"] / args.cases * 1000
+    renderer_ms = res["cpu"]["renderer"] / args.cases * 1000
     sampled_ms = p["samples"] / args.rate / args.cases * 1000
     rows = {name: {r["event"]: r for r in payloads[name][0]} for name in payloads}
     kinds = list(dict.fromkeys([r["event"] for r in payloads["product"][0]] + [r["event"] for r in payloads["floor"][0]]))
@@ -187,14 +189,15 @@ def report(args, results, profiles, payloads, load, letters: float) -> str:
 
 `{command_line()}`: {args.cases} cases (referral to active, 10 at a time) on the product's `ccs worker`
 and as many on the no-op floor's worker, each after {args.warmup} warm-up cases, with `py-spy record
---rate {args.rate} --nonblocking` attached to the worker for the measured cases only. Load average
+--rate {args.rate} --nonblocking --subprocesses` attached to the worker (and so its letter-rendering
+process) for the measured cases only. Load average
 {load[0]} before, {load[1]} after (the machine is shared; the shares below are within the worker, so
 other load changes them less than it changes times).
 
 {machine_md()}
 
-The product's worker used {worker_ms:.0f} ms CPU per case ({res['cases_per_s']:.1f} cases/s) and rendered {letters:.1f}
-PDF letters per case. py-spy counted {sampled_ms:.0f} ms of busy Python threads per case (it counts a
+The product's worker used {worker_ms:.0f} ms CPU per case and its letter-rendering process
+{renderer_ms:.0f} ms ({res['cases_per_s']:.1f} cases/s); they rendered {letters:.1f} PDF letters per case. py-spy counted {sampled_ms:.0f} ms of busy Python threads per case (it counts a
 thread busy unless it sees it wait, and cannot see the SDK's Rust core: compare shares, not
 times). Where the samples fell, by the first matching frame of each stack:
 
