@@ -260,7 +260,7 @@ def report(args, runs: dict[str, list[dict]], shapes: dict[str, dict], stale: tu
             "all": ", ".join(f"{r['cases_per_s']:.1f}" for r in runs[label]),
             "answered": round(statistics.median(r["answered_per_s"] for r in runs[label]), 1),
             "p50": m["action"]["p50_ms"], "p95": m["action"]["p95_ms"],
-            **{f"cpu_{k}": round(cpu[k] / n * 1000, 1) for k in PARTS},
+            **{f"cpu_{k}": round(max(0.0, cpu[k]) / n * 1000, 1) for k in PARTS},
             "cpu_all": round(sum(cpu[k] for k in PARTS) / n * 1000, 1),
             "worker_core": f"{cpu['worker'] / cpu['wall']:.0%}",
             "busy": f"{cpu['busy']:.0%}", "other": f"{cpu['other_share']:.0%}",
