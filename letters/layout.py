@@ -11,20 +11,35 @@ thread's FontConfiguration (``letters.fonts``), which is why the pages are kept 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from collections.abc import Callable
 
 from letters import fonts
 
 _local = threading.local()
+STYLESHEET = Path(__file__).resolve().parent / "letter.css"
 KEPT = 16  # languages x letter lengths (letters run 1 to 3 pages)
 
 
 def document(html: str, base_url: str):
-    """The laid-out document of ``html``, with this thread's fonts."""
+    """The laid-out document of ``html``, with this thread's fonts and the letters' stylesheet."""
     from weasyprint import HTML
 
     fonts.install()
-    return HTML(string=html, base_url=base_url).render(font_config=fonts.font_config())
+    return HTML(string=html, base_url=base_url).render(font_config=fonts.font_config(),
+                                                       stylesheets=[stylesheet()])
+
+
+def stylesheet():
+    """letter.css, parsed once per thread rather than fetched and parsed for every letter. (Given
+    as a user stylesheet, it still overrides only WeasyPrint's defaults, which have no
+    !important rule.)"""
+    css = getattr(_local, "css", None)
+    if css is None:
+        from weasyprint import CSS
+
+        css = _local.css = CSS(filename=str(STYLESHEET), font_config=fonts.font_config())
+    return css
 
 
 def taglines(language: str, before: int, html: Callable[[int], str], base_url: str) -> list:
