@@ -12,6 +12,7 @@ import email
 import email.policy
 import io
 import json
+import os
 import ssl
 import uuid
 
@@ -27,6 +28,7 @@ from sqlalchemy import event, select, update
 from temporalio.testing import ActivityEnvironment
 
 from activities.letters import LetterStore
+from activities.rendering import RenderingProcess
 from activities.notify import InsecureServerError, MailboxChannel, Notifier, SmtpChannel
 from activities.storage import CaseActivities
 from activities.tables import LetterRow, OutboxRow
@@ -37,6 +39,7 @@ from starters.cli import main
 from starters.letters import case_letters, print_queue
 from tests.conftest import INTAKE, KEYRING
 from tests.helpers import referral
+from tests.letter_crash import dies_once
 from tests.test_notify import Inbox, free_port
 
 CHILD = "Mateo Testcase"
@@ -158,6 +161,32 @@ async def test_delivery_reads_each_letter_once_and_opens_a_stored_pdf_only_to_ma
         outbox = {r.kind: r.status for r in (await s.scalars(select(OutboxRow).where(OutboxRow.case_id == case_id)))}
     assert outbox == {"notice_of_action": "postal", "case_open": "sent"}
     assert (letters["notice_of_action"].print_status, letters["case_open"].print_status) == ("queued", None)
+
+
+async def test_a_rendering_process_that_dies_is_replaced_and_the_letter_still_goes_out(sessions, tmp_path,
+                                                                                       monkeypatch):
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv("CCS_TEST_RENDER_CRASH", str(marker))  # the spawned process inherits it
+    process = RenderingProcess(dies_once)
+    store = LetterStore(sessions, KEYRING, renderer=process)
+    mailbox = tmp_path / "mail"
+    acts = CaseActivities(sessions, Notifier(sessions, MailboxChannel(mailbox), "ccs@county.example",
+                                             "sup@county.example", letters=store))
+    case_id = f"case-test-{uuid.uuid4().hex[:16]}"
+    try:
+        await ActivityEnvironment().run(acts.record_steps, [step(case_id, [letter_notice(case_id, "case_open")])])
+        await acts.notifier.drain()
+        [eml] = list(mailbox.glob("*.eml"))  # mailed, though the first process died under it
+        survivor = set(process._pool._processes)  # the replacement, still serving
+    finally:
+        process.shutdown()
+    died = int(marker.read_text())
+    assert died != os.getpid() and died not in survivor  # laid out in a child process, which died once
+    attachment = next(email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).iter_attachments())
+    assert CHILD in pdf_text(attachment.get_content())
+    async with sessions() as s:
+        outbox = (await s.scalars(select(OutboxRow).where(OutboxRow.case_id == case_id))).one()
+    assert outbox.status == "sent"
 
 
 # ---- SMTP over TLS --------------------------------------------------------------------
