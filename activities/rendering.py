@@ -5,8 +5,10 @@ One process, one letter at a time, as the worker's one rendering thread did befo
 started on the first letter ("spawn": the worker has threads, and a forked copy of a
 threaded process can deadlock), replaced if it dies (a letter it was rendering is rendered
 again by the new one), and ends with the worker (concurrent.futures joins it at exit;
-``shutdown`` does it sooner). Tests give ``LetterStore`` a plain function instead, run on
-a thread (``RenderingThread``)."""
+``shutdown`` does it sooner; a worker killed outright takes it along). Like every spawned
+process it imports the worker's main module first, so a script that renders letters runs
+its work under ``if __name__ == "__main__":``. Tests give ``LetterStore`` a plain function
+instead, run on a thread (``RenderingThread``)."""
 
 from __future__ import annotations
 
