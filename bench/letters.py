@@ -173,10 +173,10 @@ CPU per letter (ms; `time.process_time()` of this process, the rendering process
 {md_table(rows, [("how", "how"), ("cpu", "this process"), ("child", "rendering process"), ("wall", "wall")])}
 
 {statistics.mean(sizes) / 1024:.0f} KiB per PDF on average (min {min(sizes) / 1024:.0f}, max {max(sizes) / 1024:.0f});
-the e-mail carrying it {statistics.mean(m["mail_sizes"]) / 1024:.0f} KiB (base64). About 126 KiB of each PDF
+the e-mail carrying it {statistics.mean(m["mail_sizes"]) / 1024:.0f} KiB (base64). About 123 KiB of each PDF
 are the two Noto Sans CJK subsets of the Chinese tagline (regular and bold): WeasyPrint keeps a
-font's glyph IDs when subsetting, so a subset of some 45 glyphs still carries the index of the
-font's 43,000; they are the same bytes in every letter (kept compressed by `letters.fonts`), but
+font's glyph IDs when subsetting, so a subset of a few dozen glyphs still indexes every glyph ID
+up to the highest one used (43,471 in the regular face); they are the same bytes in every letter (kept compressed by `letters.fonts`), but
 every e-mail and stored letter carries them.
 
 Reading grade of each English template (Flesch-Kincaid grade, `textstat`, over the letter's own
