@@ -65,16 +65,13 @@ class RenderingProcess:
     async def render(self, data: LetterData) -> Letter:
         """The letter, laid out in the rendering process; once more in a new process if the
         process died (killed, out of memory) under this or an earlier letter."""
-        for attempt in (1, 2):
-            pool = self._current()
-            try:
-                return await asyncio.wrap_future(pool.submit(self.renderer, data))
-            except BrokenProcessPool:
-                log.warning("letter rendering process ended; starting a new one")
-                self._replace(pool)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        pool = self._current()
+        try:
+            return await asyncio.wrap_future(pool.submit(self.renderer, data))
+        except BrokenProcessPool:
+            log.warning("letter rendering process ended; starting a new one")
+            self._replace(pool)
+        return await asyncio.wrap_future(self._current().submit(self.renderer, data))
 
     def shutdown(self) -> None:
         with self._lock:

@@ -11,8 +11,8 @@ thread's FontConfiguration (``letters.fonts``), which is why the pages are kept 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from letters import fonts
 
