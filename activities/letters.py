@@ -4,11 +4,9 @@ and, when it goes by post, queued for the print room."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -16,21 +14,20 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from activities.rendering import PROCESS, RenderingProcess, RenderingThread
 from activities.tables import CaseRow, LetterRow
-from letters.render import LetterData, render
+from letters.render import LetterData
 from models.case import Notice
 from models.converter import Keyring
 
 log = logging.getLogger(__name__)
 
-# One rendering thread per worker: WeasyPrint is CPU-bound, and this keeps the event loop
-# (heartbeats, other activities) free without running two layouts at once.
-_RENDERER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="letters")
-
-
 class LetterStore:
-    def __init__(self, sessions: async_sessionmaker, keyring: Keyring, renderer=render) -> None:
-        self.sessions, self.keyring, self.renderer = sessions, keyring, renderer
+    def __init__(self, sessions: async_sessionmaker, keyring: Keyring, renderer=PROCESS) -> None:
+        """``renderer``: the worker's rendering process (activities.rendering), another
+        RenderingProcess, or a plain function run on a thread (tests)."""
+        self.sessions, self.keyring = sessions, keyring
+        self.renderer = renderer if isinstance(renderer, RenderingProcess) else RenderingThread(renderer)
 
     # ---- sealing: the letter's key is bound into the ciphertext -----------------------
 
@@ -72,14 +69,14 @@ class LetterStore:
                              language=data.language, key_id=kid, data=sealed))
         return rows
 
-    # ---- rendering (before delivery, on the worker's one rendering thread) -------------
+    # ---- rendering (before delivery, in the worker's rendering process) -----------------
 
     async def rendered(self, row: LetterRow) -> bytes:
         """The row's PDF, rendered and stored now if it was not yet (same data, same bytes)."""
         if row.sealed is not None:
             return self.unseal(row)
         data = LetterData.model_validate_json(self._open(row, row.data, "letter-data"))
-        letter = await asyncio.get_running_loop().run_in_executor(_RENDERER, self.renderer, data)
+        letter = await self.renderer.render(data)
         _, row.sealed = self.seal(row.key, letter.pdf, kid=row.key_id)  # one key ID per row
         row.sha256, row.size = hashlib.sha256(letter.pdf).hexdigest(), len(letter.pdf)
         return letter.pdf

@@ -1,24 +1,39 @@
-"""Rendering letters: time and size per letter, and each English template's reading grade.
+"""Rendering letters: CPU, time and size per letter, and each English template's reading grade.
 
-    python -m bench.letters --letters 1000
+    python -m bench.letters --letters 480
 
-Renders N letters (every kind, English and Spanish, with varied synthetic data) one after
-another in this process, as a worker's single rendering thread does, then seals each with
-AES-GCM as the letter store does. Writes the `letters` section of bench/RESULTS.md."""
+Renders N letters (every kind, English and Spanish, with varied synthetic data) three ways,
+in alternating rounds so the shared machine's load falls on all three alike:
+
+- "as before": the whole letter, taglines page included, laid out for every letter and its
+  stylesheet fetched and parsed for every letter (what `letters.render` did before it kept the
+  taglines page and the stylesheet);
+- "in this process": `letters.render.render` on this process's thread;
+- "rendering process": as a worker does (`activities.rendering`), a child process lays the
+  letter out; this process's CPU is the hand-off, the child's is counted apart (psutil).
+
+Then what delivery costs per letter: sealing the PDF (AES-GCM) and building the e-mail that
+carries it (`attach_letter`, then the bytes a mailbox or SMTP server receives). Writes the
+`letters` section of bench/RESULTS.md."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import io
 import os
 import statistics
 import time
 from datetime import date, timedelta
+from email.message import EmailMessage
+from types import SimpleNamespace
 
+import psutil
 import textstat
 
-from bench.common import machine_md, md_table, p50, p95, write_section
-from letters.catalog import KINDS
-from letters.render import body_text, render
+from bench.common import machine_md, md_table, write_section
+from letters.catalog import KINDS, subject
+from letters.render import HERE, body_text, render, render_html
 from letters.samples import sample
 
 FIRST = ["Ana", "Mateo", "Lucia", "Kai", "Noor", "Bao", "Sofia", "Arman", "Mai", "Elena"]
@@ -30,58 +45,150 @@ def load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--letters", type=int, default=1000)
-    args = ap.parse_args()
+def letter_data(i: int):
+    kinds = sorted(KINDS)
+    return sample(kinds[i % len(kinds)], ("en", "es")[(i // len(kinds)) % 2],
+                  child_name=f"{FIRST[i % len(FIRST)]} Benchcase{i}", case_id=f"case-bench{i:015d}",
+                  on=date(2026, 1, 1) + timedelta(days=i % 365))
+
+
+def render_as_before(data) -> bytes:
+    """The PDF as letters.render made it before: the whole HTML laid out, its <link>ed
+    stylesheet fetched and parsed, with the same kept fonts (letters.fonts)."""
+    import hashlib
+
+    from weasyprint import HTML
+
+    from letters import fonts
+
+    fonts.install()
+    html = render_html(data)
+    doc = HTML(string=html, base_url=str(HERE)).render(font_config=fonts.font_config())
+    doc.metadata.created = doc.metadata.modified = data.on.isoformat()
+    doc.metadata.title = subject(data.kind, data.language)
+    buf = io.BytesIO()
+    doc.write_pdf(buf, pdf_identifier=hashlib.sha256(html.encode()).hexdigest()[:32].encode())
+    return buf.getvalue()
+
+
+def children_cpu() -> float:
+    return sum(c.cpu_times().user + c.cpu_times().system for c in psutil.Process().children(recursive=True))
+
+
+def e_mail(pdf: bytes, data, as_before: bool = False) -> bytes:
+    """The e-mail a family receives, built as Notifier.deliver builds it (``as_before``: with
+    the random MIME boundary Python's generator makes, as attach_letter left it before)."""
+    from activities.notify import COVER, attach_letter, message_id
+
+    key = f"{data.case_id}/1/{data.kind}/0"
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "ccs@county.example", "family@example.org", subject(data.kind, "en")
+    msg["Message-ID"], msg["X-CCS-Notice-Key"] = message_id(key, "county.example"), key
+    if as_before:
+        msg.set_content(COVER[data.language].format(case_id=data.case_id))
+        msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"ccs-{data.kind}.pdf")
+    else:
+        attach_letter(msg, SimpleNamespace(case_id=data.case_id, key=key),
+                      SimpleNamespace(language=data.language, kind=data.kind), pdf)
+    return bytes(msg)
+
+
+async def measure(n: int) -> dict:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    cipher = AESGCM(os.urandom(32))
-    kinds = sorted(KINDS)
-    render(sample("case_open"))  # fonts and templates loaded once, as in a running worker
-    before = load()
-    times, sizes, seal = [], [], []
-    by_kind: dict[str, list[int]] = {}
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for i in range(args.letters):
-        kind, language = kinds[i % len(kinds)], ("en", "es")[(i // len(kinds)) % 2]
-        data = sample(kind, language, child_name=f"{FIRST[i % len(FIRST)]} Benchcase{i}",
-                      case_id=f"case-bench{i:015d}", on=date(2026, 1, 1) + timedelta(days=i % 365))
-        t = time.perf_counter()
-        pdf = render(data).pdf
-        times.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        nonce = os.urandom(12)
-        cipher.encrypt(nonce, pdf, b"letter:bench")
-        seal.append(time.perf_counter() - t)
-        sizes.append(len(pdf))
-        by_kind.setdefault(kind, []).append(len(pdf))
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    after = load()
+    from activities.rendering import RenderingProcess
 
-    grades = [{"template": k, "grade": textstat.flesch_kincaid_grade(body_text(sample(k)))} for k in kinds]
-    rows = [{"what": "render (HTML + PDF)", "p50 ms": f"{p50(times) * 1000:.0f}", "p95 ms": f"{p95(times) * 1000:.0f}",
-             "mean ms": f"{statistics.mean(times) * 1000:.0f}"},
-            {"what": "seal (AES-GCM)", "p50 ms": f"{p50(seal) * 1000:.2f}", "p95 ms": f"{p95(seal) * 1000:.2f}",
-             "mean ms": f"{statistics.mean(seal) * 1000:.2f}"}]
+    process = RenderingProcess()
+    cpu = {"before": 0.0, "here": 0.0, "handoff": 0.0, "child": 0.0, "seal": 0.0, "mail_before": 0.0, "mail": 0.0}
+    wall = {"before": 0.0, "here": 0.0, "process": 0.0}
+    sizes, mail_sizes = [], []
+    cipher = AESGCM(os.urandom(32))
+    try:
+        for language in ("en", "es"):  # fonts, templates, taglines page and the child: once, as a running worker
+            warm = sample("case_open", language)
+            render(warm), render_as_before(warm), await process.render(warm)
+        per_round = 2 * len(KINDS)
+        for start in range(0, n, per_round):
+            batch = [letter_data(i) for i in range(start, min(n, start + per_round))]
+            c, w = time.process_time(), time.perf_counter()
+            for data in batch:
+                render_as_before(data)
+            cpu["before"] += time.process_time() - c
+            wall["before"] += time.perf_counter() - w
+            c, w = time.process_time(), time.perf_counter()
+            pdfs = [render(data).pdf for data in batch]
+            cpu["here"] += time.process_time() - c
+            wall["here"] += time.perf_counter() - w
+            c, k, w = time.process_time(), children_cpu(), time.perf_counter()
+            for data in batch:
+                await process.render(data)
+            cpu["handoff"] += time.process_time() - c
+            cpu["child"] += children_cpu() - k
+            wall["process"] += time.perf_counter() - w
+            c = time.process_time()
+            for pdf in pdfs:
+                nonce = os.urandom(12)
+                cipher.encrypt(nonce, pdf, b"letter:bench")
+            cpu["seal"] += time.process_time() - c
+            c = time.process_time()
+            for pdf, data in zip(pdfs, batch):
+                e_mail(pdf, data, as_before=True)
+            cpu["mail_before"] += time.process_time() - c
+            c = time.process_time()
+            mail_sizes += [len(e_mail(pdf, data)) for pdf, data in zip(pdfs, batch)]
+            cpu["mail"] += time.process_time() - c
+            sizes += [len(pdf) for pdf in pdfs]
+    finally:
+        process.shutdown()
+    return {"cpu": cpu, "wall": wall, "sizes": sizes, "mail_sizes": mail_sizes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--letters", type=int, default=480)
+    args = ap.parse_args()
+    n = args.letters
+    before = load()
+    m = asyncio.run(measure(n))
+    after = load()
+    cpu, wall, sizes = m["cpu"], m["wall"], m["sizes"]
+
+    def ms(seconds: float) -> str:
+        return f"{seconds / n * 1000:.1f}"
+
+    rows = [
+        {"how": "as before: whole letter laid out, stylesheet parsed, every letter", "cpu": ms(cpu["before"]),
+         "child": "-", "wall": ms(wall["before"])},
+        {"how": "in this process: taglines page and stylesheet kept per thread", "cpu": ms(cpu["here"]),
+         "child": "-", "wall": ms(wall["here"])},
+        {"how": "rendering process (the worker's way): hand-off here, layout in the child",
+         "cpu": ms(cpu["handoff"]), "child": ms(cpu["child"]), "wall": ms(wall["process"])},
+        {"how": "seal the PDF (AES-GCM)", "cpu": f"{cpu['seal'] / n * 1000:.2f}", "child": "-", "wall": "-"},
+        {"how": "e-mail with the PDF attached, as before (random MIME boundary)", "cpu": ms(cpu["mail_before"]),
+         "child": "-", "wall": "-"},
+        {"how": "e-mail with the PDF attached (attach_letter, then bytes(message))", "cpu": ms(cpu["mail"]),
+         "child": "-", "wall": "-"},
+    ]
+    grades = [{"template": k, "grade": textstat.flesch_kincaid_grade(body_text(sample(k)))} for k in sorted(KINDS)]
     body = f"""## Letters: rendering and reading level
 
-`python -m bench.letters --letters {args.letters}`: {args.letters} letters, every kind in turn, English and
-Spanish, one after another in one process (a worker renders on one thread); each PDF sealed as
-the letter store does.
+`python -m bench.letters --letters {n}`: {n} letters, every kind in turn, English and Spanish,
+rendered three ways in alternating rounds (so the machine's load falls on each alike), one
+letter at a time as a worker renders them; then each PDF sealed and e-mailed as delivery does.
 
 {machine_md()}
 Load while it ran (the machine is shared with other work): before, {before}; after, {after}.
 
-**{args.letters} letters in {wall:.1f} s: {wall / args.letters * 1000:.0f} ms per letter, of which
-{cpu / args.letters * 1000:.0f} ms of this process's CPU (the rest is waiting for a CPU on the shared machine);
-{statistics.mean(sizes) / 1024:.0f} KiB per letter on average (min {min(sizes) / 1024:.0f}, max
-{max(sizes) / 1024:.0f}); {sum(sizes) / 1024 / 1024:.0f} MiB in all.**
+CPU per letter (ms; `time.process_time()` of this process, the rendering process's from psutil):
 
-{md_table(rows, [("what", "step"), ("p50 ms", "p50 ms"), ("p95 ms", "p95 ms"), ("mean ms", "mean ms")])}
+{md_table(rows, [("how", "how"), ("cpu", "this process"), ("child", "rendering process"), ("wall", "wall")])}
 
-Most of each PDF is the embedded font subsets (DejaVu Sans for the letter, Noto Sans CJK for
-the Chinese tagline).
+{statistics.mean(sizes) / 1024:.0f} KiB per PDF on average (min {min(sizes) / 1024:.0f}, max {max(sizes) / 1024:.0f});
+the e-mail carrying it {statistics.mean(m["mail_sizes"]) / 1024:.0f} KiB (base64). About 123 KiB of each PDF
+are the two Noto Sans CJK subsets of the Chinese tagline (regular and bold): WeasyPrint keeps a
+font's glyph IDs when subsetting, so a subset of a few dozen glyphs still indexes every glyph ID
+up to the highest one used (43,471 in the regular face); they are the same bytes in every letter (kept compressed by `letters.fonts`), but
+every e-mail and stored letter carries them.
 
 Reading grade of each English template (Flesch-Kincaid grade, `textstat`, over the letter's own
 words, the sample data of `letters/samples.py`); `tests/test_letters.py` holds every one at 6

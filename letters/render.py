@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from letters.catalog import KINDS, NOA_ACTIONS, RULES, letter_language, subject
-from letters import fonts
+from letters import layout
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE.parent / "reference" / "ccs_offices.json"
@@ -107,17 +107,26 @@ def environment() -> Environment:
     return env
 
 
-def render_html(data: LetterData) -> str:
+def render_html(data: LetterData, stand_in: int | None = None) -> str:
+    """The letter's HTML; with ``stand_in``, that many blank pages instead of the taglines
+    (what is laid out: letters.layout joins the taglines page laid out once)."""
     lang = data.language
     env = environment()
     template = env.get_template(f"{lang}/{data.kind}.html.j2")
     ref = reference()
+    extra = {} if stand_in is None else {"stand_in": stand_in}
     return template.render(
         d=data, f=data.facts, lang=lang, office=office(data.county), state=ref["offices"]["state"],
         taglines=ref["taglines"]["languages"], rule=RULES.get(data.facts.get("basis", ""), ""),
         subject=subject(data.kind, lang), date=lambda v: _longdate(v, lang),
-        state_decides=data.jurisdiction == "state",
+        state_decides=data.jurisdiction == "state", **extra,
     )
+
+
+def taglines_html(language: str, blank: int) -> str:
+    """The taglines page after ``blank`` blank pages."""
+    return environment().get_template("taglines_page.html.j2").render(
+        lang=language, blank=blank, taglines=reference()["taglines"]["languages"])
 
 
 def body_text(data: LetterData) -> str:
@@ -131,16 +140,16 @@ def body_text(data: LetterData) -> str:
 
 
 def render_pdf(html: str, data: LetterData) -> bytes:
-    from weasyprint import HTML
-
-    fonts.install()
-    buf = io.BytesIO()
-    doc = HTML(string=html, base_url=str(HERE)).render(font_config=fonts.font_config())
+    """The PDF of the letter whose whole HTML is ``html``."""
+    lang = data.language
+    doc = layout.letter(lambda stand_in: render_html(data, stand_in), lang,
+                        lambda blank: taglines_html(lang, blank), str(HERE))
     # Fixed metadata: the letter's own date, never the clock, so the same data is the same bytes.
     stamp = data.on.isoformat()
     doc.metadata.created = doc.metadata.modified = stamp
-    doc.metadata.title = subject(data.kind, data.language)
+    doc.metadata.title = subject(data.kind, lang)
     ident = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
+    buf = io.BytesIO()
     doc.write_pdf(buf, pdf_identifier=ident)
     return buf.getvalue()
 

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 
 from activities.db import make_engine, reach_embedded, session_factory, stop_embedded
 from activities.policy import publish_policy
+from activities.rendering import PROCESS as letter_rendering
 from models.converter import EncryptionCodec, load_keyring
 from models.errors import CcsError
 from models.policy import load_policy
@@ -74,6 +75,7 @@ async def up(settings: Settings, echo=print, demo: bool = False) -> None:
         await ensure_purge_schedule(client, settings.task_queue, policy.timezone)
         activities, engine = build_activities(settings, url)
         stack.push_async_callback(engine.dispose)
+        stack.callback(letter_rendering.shutdown)  # the worker's letter rendering process
         await publish_policy(activities.sessions, policy)  # running cases take an edited file
         worker = build_worker(client, settings.task_queue, activities, settings.max_cached_workflows,
                               policy.retention)

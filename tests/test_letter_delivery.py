@@ -12,6 +12,7 @@ import email
 import email.policy
 import io
 import json
+import os
 import ssl
 import uuid
 
@@ -27,6 +28,7 @@ from sqlalchemy import event, select, update
 from temporalio.testing import ActivityEnvironment
 
 from activities.letters import LetterStore
+from activities.rendering import RenderingProcess
 from activities.notify import InsecureServerError, MailboxChannel, Notifier, SmtpChannel
 from activities.storage import CaseActivities
 from activities.tables import LetterRow, OutboxRow
@@ -37,6 +39,7 @@ from starters.cli import main
 from starters.letters import case_letters, print_queue
 from tests.conftest import INTAKE, KEYRING
 from tests.helpers import referral
+from tests.letter_crash import dies_once
 from tests.test_notify import Inbox, free_port
 
 CHILD = "Mateo Testcase"
@@ -146,18 +149,46 @@ async def test_delivery_reads_each_letter_once_and_opens_a_stored_pdf_only_to_ma
         await acts.notifier.drain()
         assert len(reads) == 2 and opened == []  # one read per letter; each PDF mailed as rendered
         # A worker that died after mailing, before marking it sent: the stored PDF goes again.
+        [first] = [eml.read_bytes() for eml in mailbox.glob("*.eml")]
         async with sessions.begin() as s:
             await s.execute(update(OutboxRow).where(OutboxRow.key == mailed.key).values(status="pending"))
         assert await acts.notifier.deliver([posted.key, mailed.key]) == 1
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
     assert len(reads) == 4 and opened == ["case_open"]
-    assert len(list(mailbox.glob("*.eml"))) == 1  # the same Message-ID: the copy replaced the first
+    [again] = [eml.read_bytes() for eml in mailbox.glob("*.eml")]  # the same Message-ID: it replaced the first
+    assert again == first  # the very same e-mail, byte for byte
     async with sessions() as s:
         letters = {r.kind: r for r in (await s.scalars(select(LetterRow).where(LetterRow.case_id == case_id)))}
         outbox = {r.kind: r.status for r in (await s.scalars(select(OutboxRow).where(OutboxRow.case_id == case_id)))}
     assert outbox == {"notice_of_action": "postal", "case_open": "sent"}
     assert (letters["notice_of_action"].print_status, letters["case_open"].print_status) == ("queued", None)
+
+
+async def test_a_rendering_process_that_dies_is_replaced_and_the_letter_still_goes_out(sessions, tmp_path,
+                                                                                       monkeypatch):
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv("CCS_TEST_RENDER_CRASH", str(marker))  # the spawned process inherits it
+    process = RenderingProcess(dies_once)
+    store = LetterStore(sessions, KEYRING, renderer=process)
+    mailbox = tmp_path / "mail"
+    acts = CaseActivities(sessions, Notifier(sessions, MailboxChannel(mailbox), "ccs@county.example",
+                                             "sup@county.example", letters=store))
+    case_id = f"case-test-{uuid.uuid4().hex[:16]}"
+    try:
+        await ActivityEnvironment().run(acts.record_steps, [step(case_id, [letter_notice(case_id, "case_open")])])
+        await acts.notifier.drain()
+        [eml] = list(mailbox.glob("*.eml"))  # mailed, though the first process died under it
+        survivor = set(process._pool._processes)  # the replacement, still serving
+    finally:
+        process.shutdown()
+    died = int(marker.read_text())
+    assert died != os.getpid() and died not in survivor  # laid out in a child process, which died once
+    attachment = next(email.message_from_bytes(eml.read_bytes(), policy=email.policy.default).iter_attachments())
+    assert CHILD in pdf_text(attachment.get_content())
+    async with sessions() as s:
+        outbox = (await s.scalars(select(OutboxRow).where(OutboxRow.case_id == case_id))).one()
+    assert outbox.status == "sent"
 
 
 # ---- SMTP over TLS --------------------------------------------------------------------

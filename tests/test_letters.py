@@ -105,8 +105,9 @@ def test_same_data_same_bytes_and_other_data_other_bytes():
 
 
 def test_fonts_kept_between_letters_change_no_byte():
-    """The font setup and subsets letters.fonts keeps (for CPU) print exactly what a fresh
-    renderer prints, letter after letter, whatever came before."""
+    """The font setup and subsets letters.fonts keeps, and the taglines page letters.layout
+    keeps (for CPU), print exactly what a fresh renderer prints, letter after letter, whatever
+    came before."""
     from concurrent.futures import ThreadPoolExecutor
 
     from letters import fonts
@@ -135,6 +136,23 @@ def test_taglines_are_sourced_and_printed_in_their_script():
     for t in taglines["languages"]:
         if t.get("dir") != "rtl":  # pypdf returns right-to-left runs reordered
             assert t["text"][:20] in text, t["code"]
+
+
+@pytest.mark.parametrize("kind", ["case_open", "notice_of_action"])  # two pages and three
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_taglines_page_ends_every_letter_and_is_counted_in_its_footers(kind, language):
+    """The taglines page is laid out once and joined to each letter (letters.layout): it is
+    still the letter's last page, numbered "N / N", and every page before it counts it."""
+    pages = [" ".join(p.extract_text().split())
+             for p in PdfReader(io.BytesIO(render(sample(kind, language)).pdf)).pages]
+    n = len(pages)
+    assert n == (3 if kind == "notice_of_action" else 2)
+    for i, page in enumerate(pages, 1):
+        assert page.endswith(f"{i} / {n}"), (i, page[-40:])
+    *own, last = pages
+    assert last.startswith("Language help / Ayuda en su idioma") and "中文" in last and "Tiếng Việt" in last
+    assert ("Source of these texts" if language == "en" else "Fuente de estos textos") in last
+    assert CHILD not in last and all("中文" not in page for page in own)
 
 
 def test_an_unsourced_county_prints_the_state_contact_not_an_invented_one():

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from activities.db import async_url, start_embedded
+from activities.rendering import PROCESS as letter_rendering
 from migrations import upgrade_async
 from models import search
 from models.policy import load_policy
@@ -162,3 +163,4 @@ async def worker(settings: Settings, echo=print) -> None:
     finally:
         dispatcher.cancel()
         await engine.dispose()
+        await asyncio.to_thread(letter_rendering.shutdown)  # the worker's child process
