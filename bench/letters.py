@@ -10,7 +10,7 @@ in alternating rounds so the shared machine's load falls on all three alike:
   taglines page and the stylesheet);
 - "in this process": `letters.render.render` on this process's thread;
 - "rendering process": as a worker does (`activities.rendering`), a child process lays the
-  letter out; this process's CPU is the hand-off, the child's is counted apart (psutil).
+  letter out; this process's CPU is the hand-off, the child's is counted apart (/proc).
 
 Then what delivery costs per letter: sealing the PDF (AES-GCM) and building the e-mail that
 carries it (`attach_letter`, then the bytes a mailbox or SMTP server receives). Writes the
@@ -28,10 +28,9 @@ from datetime import date, timedelta
 from email.message import EmailMessage
 from types import SimpleNamespace
 
-import psutil
 import textstat
 
-from bench.common import machine_md, md_table, write_section
+from bench.common import descendants_cpu_s, machine_md, md_table, write_section
 from letters.catalog import KINDS, subject
 from letters.render import HERE, body_text, render, render_html
 from letters.samples import sample
@@ -69,10 +68,6 @@ def render_as_before(data) -> bytes:
     buf = io.BytesIO()
     doc.write_pdf(buf, pdf_identifier=hashlib.sha256(html.encode()).hexdigest()[:32].encode())
     return buf.getvalue()
-
-
-def children_cpu() -> float:
-    return sum(c.cpu_times().user + c.cpu_times().system for c in psutil.Process().children(recursive=True))
 
 
 def e_mail(pdf: bytes, data, as_before: bool = False) -> bytes:
@@ -119,11 +114,11 @@ async def measure(n: int) -> dict:
             pdfs = [render(data).pdf for data in batch]
             cpu["here"] += time.process_time() - c
             wall["here"] += time.perf_counter() - w
-            c, k, w = time.process_time(), children_cpu(), time.perf_counter()
+            c, k, w = time.process_time(), descendants_cpu_s(os.getpid()), time.perf_counter()
             for data in batch:
                 await process.render(data)
             cpu["handoff"] += time.process_time() - c
-            cpu["child"] += children_cpu() - k
+            cpu["child"] += descendants_cpu_s(os.getpid()) - k
             wall["process"] += time.perf_counter() - w
             c = time.process_time()
             for pdf in pdfs:
@@ -179,7 +174,7 @@ letter at a time as a worker renders them; then each PDF sealed and e-mailed as 
 {machine_md()}
 Load while it ran (the machine is shared with other work): before, {before}; after, {after}.
 
-CPU per letter (ms; `time.process_time()` of this process, the rendering process's from psutil):
+CPU per letter (ms; `time.process_time()` of this process, the rendering process's from /proc):
 
 {md_table(rows, [("how", "how"), ("cpu", "this process"), ("child", "rendering process"), ("wall", "wall")])}
 
