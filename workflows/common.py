@@ -57,6 +57,11 @@ def invalid(message: str, **fields: str) -> ApplicationError:
     return ApplicationError(message, fields or None, type=INVALID, non_retryable=True)
 
 
+def invalid_fields(what: str, fields: dict[str, str]) -> ApplicationError:
+    """An InvalidAction naming each field's problem: "what: field: problem; field: problem"."""
+    return invalid(f"{what}: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), **fields)
+
+
 class Draft:
     """What the step under way changes outside the workflow."""
 
@@ -72,7 +77,7 @@ def decode(name: str, raw: RawValue, model: type[BaseModel]) -> Any:
         return workflow.payload_converter().from_payload(raw.payload, model)
     except ValidationError as e:
         fields = {".".join(str(p) for p in err["loc"]) or name: err["msg"] for err in e.errors()}
-        raise invalid(f"{name}: invalid data: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), **fields)
+        raise invalid_fields(f"{name}: invalid data", fields)
     except Exception as e:  # not JSON of the right shape at all
         raise invalid(f"{name}: cannot read the data ({type(e).__name__})")
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 
-from workflows.common import invalid
+from workflows.common import invalid, invalid_fields
 from workflows.handlers import HandlerTable
 from workflows.requests import RequestWorkflow
 
@@ -123,13 +123,12 @@ class MealsLodgingWorkflow(RequestWorkflow):
         if a.decision == "approve":
             over = approval_problems(s.request.estimated, s.request, s.policy, field="estimated")
             if over:
-                raise invalid("the estimate is above policy caps, so it cannot be approved as asked; use modify "
-                              "with amounts within the caps: " + "; ".join(f"{k}: {v}" for k, v in over.items()), **over)
+                raise invalid_fields("the estimate is above policy caps, so it cannot be approved as asked; use "
+                                     "modify with amounts within the caps", over)
         elif a.decision == "modify":
             over = approval_problems(a.approved, s.request, s.policy)
             if over:
-                raise invalid("approved amounts above policy caps: " + "; ".join(f"{k}: {v}" for k, v in over.items()),
-                              **over)
+                raise invalid_fields("approved amounts above policy caps", over)
 
     def _do_decide(self, a: DecideMealsLodging) -> dict:
         s, req, p = self.s, self.s.request, self.s.policy.meals_lodging
@@ -191,7 +190,7 @@ class MealsLodgingWorkflow(RequestWorkflow):
             raise invalid(f"a request takes at most {MAX_RECEIPTS} receipts")
         problems = receipt_problems(a.items, s.request, self._today())
         if problems:
-            raise invalid("receipts: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+            raise invalid_fields("receipts", problems)
 
     def _settle(self, expiring: bool) -> None:
         """The claim is complete (or its time is up): compute what to pay; the loop pays it."""

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from temporalio import workflow
 
-from workflows.common import invalid, patched
+from workflows.common import invalid, invalid_fields, patched
 from workflows.handlers import CASE
 
 with workflow.unsafe.imports_passed_through():
@@ -46,13 +46,12 @@ class CaseActions:
     @CASE.check("refer")
     def _check_refer(self, a) -> None:
         if self._invalid:
-            raise invalid("invalid referral: " + "; ".join(f"{k}: {v}" for k, v in self._invalid.items()),
-                          **self._invalid)
+            raise invalid_fields("invalid referral", self._invalid)
         if a.referral_id in self.s.referral_ids:
             return
         problems = referral_problems(a.referral, self._today(), self.s.policy)
         if problems:
-            raise invalid("invalid referral: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+            raise invalid_fields("invalid referral", problems)
         if a.referral.child.date_of_birth != self.s.child.date_of_birth:
             raise invalid("this referral is for a different child (date of birth differs)")
 

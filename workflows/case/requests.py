@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.common import invalid, patched
+from workflows.common import invalid_fields, patched
 from workflows.handlers import CASE
 from workflows.policy_in_force import POLICY_IN_FORCE, take_current_policy, with_policy_in_force
 
@@ -79,7 +79,7 @@ class CaseRequests:
             **condition_problems(a.request.condition_id, self.s.conditions),
             **meals_lodging_problems(a.request, self._today(), self.s.policy.in_force(self._today()))}.items()}
         if problems:
-            raise invalid("request_meals_lodging: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+            raise invalid_fields("request_meals_lodging", problems)
 
     @CASE.action("request_meals_lodging")
     def _do_request_meals_lodging(self, a) -> dict:
@@ -91,7 +91,7 @@ class CaseRequests:
             **condition_problems(a.request.condition_id, self.s.conditions),
             **service_problems(a.request, self._today())}.items()}
         if problems:
-            raise invalid("request_authorization: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), **problems)
+            raise invalid_fields("request_authorization", problems)
 
     @CASE.action("request_authorization")
     def _do_request_authorization(self, a) -> dict:
