@@ -10,8 +10,8 @@ CPU, and four parts of each render did the same work every time:
   and the glyphs kept, so the result is kept, keyed by both;
 - compressing (zlib, level 9) the same font subsets into every PDF, twice each: the
   compressed stream is kept with the subset it was made from (the very same bytes object);
-- copying each font's whole file out of HarfBuzz (the CJK collections are about 20 MB each)
-  for every letter. The copy is kept while the font stays loaded (at the same address, of the
+- copying each font's whole file out of HarfBuzz (the CJK collections are about 20 MB each;
+  since the taglines have faces of their own, only a name written in CJK uses them) for every letter. The copy is kept while the font stays loaded (at the same address, of the
   same length, with the same first and last bytes), at the cost of holding it in memory.
 
 Either way the PDF's bytes are the same as without them (tests/test_letters.py checks)."""
@@ -163,3 +163,105 @@ def keep_subsets() -> None:
 
     kept_subset.kept = True
     Font.subset = kept_subset
+
+
+# The language-help taglines are the only text of a letter in Chinese, Farsi or Vietnamese, and
+# their glyphs sit far into their fonts (Noto Sans CJK, DejaVu Sans). WeasyPrint subsets with
+# the glyph IDs kept, so each PDF carried a font subset as long as the highest ID used: 123 KiB
+# of a 145 KiB letter. The taglines are set instead in the same fonts cut down to the taglines'
+# own characters (once per machine, fontTools), whose glyph IDs are small. Same glyphs, same
+# shaping: every page reads the same (tests/test_letters.py) and looks the same (pdftoppm
+# shows only anti-aliasing differences at 300 dpi).
+TAGLINE_FACES = {"CCS Taglines Sans": "DejaVu Sans", "CCS Taglines CJK": "Noto Sans CJK TC"}
+TAGLINE_FONTS = ", ".join(f'"{family}"' for family in TAGLINE_FACES)
+_cut_faces: dict[tuple, bytes | None] = {}
+
+
+def tagline_faces_css(text: str) -> str:
+    """@font-face rules for the taglines' fonts cut down to the characters of ``text``, and the
+    rule that sets the taglines in them ahead of the letter's fonts; "" when a font cannot be
+    found or cut (the taglines are then set in the whole fonts, as before)."""
+    import base64
+
+    chars = "".join(sorted(set(text) - set("\n\r\t")))
+    rules = []
+    for family, source in TAGLINE_FACES.items():
+        for weight in ("normal", "bold"):
+            data = cut_face(source, weight, chars)
+            if data is None:
+                return ""
+            rules.append(f'@font-face {{ font-family: "{family}"; font-weight: {weight}; '
+                         f'src: url(data:font/sfnt;base64,{base64.b64encode(data).decode()}); }}')
+    return "\n".join(rules) + f"\n.taglines {{ font-family: {TAGLINE_FONTS}, var(--letter-fonts); }}\n"
+
+
+def cut_face(family: str, weight: str, chars: str) -> bytes | None:
+    """``family``'s installed face of ``weight`` keeping only ``chars`` (and what shaping them
+    needs), kept in this process and in the user's cache directory; None if not installed."""
+    found = _match(family, weight)
+    if found is None:
+        return None
+    import hashlib
+    import os
+    from pathlib import Path
+
+    import fontTools
+
+    path, index = found
+    st = os.stat(path)
+    key = hashlib.sha256(repr((fontTools.version, path, index, st.st_size, st.st_mtime_ns, chars)).encode()).hexdigest()
+    with _lock:
+        if key in _cut_faces:
+            return _cut_faces[key]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ccs" / "letter-fonts"
+    stored = cache / f"{key[:32]}.otf"
+    try:
+        data = stored.read_bytes()
+    except OSError:
+        data = _cut(path, index, chars)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            partial = stored.with_suffix(f".{os.getpid()}.part")
+            partial.write_bytes(data)
+            os.replace(partial, stored)
+        except OSError:
+            pass  # no cache directory: cut again in the next process
+    with _lock:
+        _cut_faces[key] = data
+    return data
+
+
+def _match(family: str, weight: str) -> tuple[str, int] | None:
+    """The file and collection index fontconfig gives for ``family`` (None if it is not that family)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("fc-match") is None:
+        return None
+    pattern = f"{family}:weight={'bold' if weight == 'bold' else 'regular'}"
+    out = subprocess.run(["fc-match", "-f", "%{family}\t%{file}\t%{index}", pattern],
+                         capture_output=True, text=True, timeout=10)
+    parts = out.stdout.split("\t")
+    if out.returncode != 0 or len(parts) != 3 or family not in parts[0].split(","):
+        return None
+    return parts[1], int(parts[2] or 0)
+
+
+def _cut(path: str, index: int, chars: str) -> bytes:
+    import io
+
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    options = subset.Options()
+    options.name_IDs = ["*"]  # family and PostScript names, as in the whole font
+    options.notdef_outline = True
+    options.recalc_timestamp = False  # the same bytes on every machine with the same font
+    options.drop_tables += ["FFTM"]  # FontForge's timestamps: unused, and fontTools cannot cut it
+    font = TTFont(path, fontNumber=index, lazy=True)
+    cutter = subset.Subsetter(options)
+    cutter.populate(text=chars)
+    cutter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()

@@ -10,6 +10,8 @@ thread's FontConfiguration (``letters.fonts``), which is why the pages are kept 
 
 from __future__ import annotations
 
+from html import unescape
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,24 +23,28 @@ STYLESHEET = Path(__file__).resolve().parent / "letter.css"
 KEPT = 16  # languages x letter lengths (letters run 1 to 3 pages)
 
 
-def document(html: str, base_url: str):
-    """The laid-out document of ``html``, with this thread's fonts and the letters' stylesheet."""
+def document(html: str, base_url: str, css):
+    """The laid-out document of ``html``, with this thread's fonts and the stylesheet ``css``."""
     from weasyprint import HTML
 
     fonts.install()
-    return HTML(string=html, base_url=base_url).render(font_config=fonts.font_config(),
-                                                       stylesheets=[stylesheet()])
+    return HTML(string=html, base_url=base_url).render(font_config=fonts.font_config(), stylesheets=[css])
 
 
-def stylesheet():
-    """letter.css, parsed once per thread rather than fetched and parsed for every letter. (Given
-    as a user stylesheet, it still overrides only WeasyPrint's defaults, which have no
-    !important rule.)"""
-    css = getattr(_local, "css", None)
+def stylesheet(language: str, taglines_html: Callable[[int], str]):
+    """letter.css with the taglines' faces (letters.fonts) for letters in ``language``, parsed
+    once per thread rather than fetched and parsed for every letter. (Given as a user
+    stylesheet, it still overrides only WeasyPrint's defaults, which have no !important rule.)"""
+    kept = getattr(_local, "css", None)
+    if kept is None:
+        kept = _local.css = {}
+    css = kept.get(language)
     if css is None:
         from weasyprint import CSS
 
-        css = _local.css = CSS(filename=str(STYLESHEET), font_config=fonts.font_config())
+        text = unescape(re.sub(r"<[^>]+>", " ", taglines_html(0)))
+        css = kept[language] = CSS(string=STYLESHEET.read_text(encoding="utf-8") + fonts.tagline_faces_css(text),
+                                   base_url=str(STYLESHEET), font_config=fonts.font_config())
     return css
 
 
@@ -51,7 +57,7 @@ def taglines(language: str, before: int, html: Callable[[int], str], base_url: s
     key = (language, before)
     pages = kept.get(key)
     if pages is None:
-        pages = document(html(before), base_url).pages[before:]
+        pages = document(html(before), base_url, stylesheet(language, html)).pages[before:]
         if len(kept) >= KEPT:
             kept.clear()
         kept[key] = pages
@@ -67,6 +73,6 @@ def letter(own_pages: Callable[[int], str], language: str, taglines_html: Callab
     """The letter's document: ``own_pages(stand_ins)`` is its HTML with that many blank pages
     standing in for the taglines, which are then replaced by the kept taglines pages."""
     stand_ins = taglines_length(language, taglines_html, base_url)
-    doc = document(own_pages(stand_ins), base_url)
+    doc = document(own_pages(stand_ins), base_url, stylesheet(language, taglines_html))
     own = doc.pages[:len(doc.pages) - stand_ins]
     return doc.copy(own + taglines(language, len(own), taglines_html, base_url))

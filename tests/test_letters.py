@@ -119,11 +119,61 @@ def test_fonts_kept_between_letters_change_no_byte():
         with ThreadPoolExecutor(1) as fresh:
             return fresh.submit(lambda: render(data).pdf).result()
 
+    # A name in Chinese is set in the whole CJK collection (a font file worth keeping).
     letters = [sample("notice_of_action"), sample("case_open", "es", child_name="Zoë Ðặng Testcase"),
-               sample("notice_of_action", child_name="Lucia Testcase")]
+               sample("notice_of_action", child_name="Lucia Testcase"), sample("case_open", child_name="王小明")]
     expected = [cold(d) for d in letters]
     assert [render(d).pdf for d in letters + letters] == expected + expected
     assert fonts._subsets and fonts._faces and fonts._streams  # kept, and used for the second round
+
+
+def _fonts_and_pages(pdf: bytes) -> tuple[set[str], list[str]]:
+    reader = PdfReader(io.BytesIO(pdf))
+    names = {str(font.get_object()["/BaseFont"]).split("+")[-1]
+             for page in reader.pages for font in page["/Resources"]["/Font"].values()}
+    return names, [page.extract_text() for page in reader.pages]
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_taglines_in_fonts_cut_to_their_characters_print_the_same_in_a_third_of_the_bytes(language, monkeypatch):
+    """The taglines are set in their fonts cut down to the taglines' characters: every page
+    reads the same as with the whole fonts, and the letter is less than a third of the size
+    (the whole CJK font's subset alone was 80% of a letter)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from letters import fonts
+
+    def fresh(data) -> bytes:  # a new thread: its own stylesheet, hence its own taglines faces
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(lambda: render(data).pdf).result()
+
+    data = sample("notice_of_action", language)
+    cut = fresh(data)
+    with monkeypatch.context() as m:
+        m.setattr(fonts, "tagline_faces_css", lambda text: "")  # no fc-match, say: the whole fonts
+        whole = fresh(data)
+    cut_fonts, cut_pages = _fonts_and_pages(cut)
+    whole_fonts, whole_pages = _fonts_and_pages(whole)
+    assert cut_pages == whole_pages
+    assert "中文: 為主要語言" in cut_pages[-1] and "فارسی" in cut_pages[-1]
+    assert {"CCS-Taglines-CJK", "CCS-Taglines-CJK-Bold", "CCS-Taglines-Sans"} <= cut_fonts
+    assert "Noto-Sans-CJK-TC" in whole_fonts and not any("Noto" in name for name in cut_fonts)
+    assert len(cut) * 3 < len(whole), (len(cut), len(whole))
+
+
+def test_cut_faces_are_made_once_per_machine_and_are_the_same_bytes(tmp_path, monkeypatch):
+    from letters import fonts
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(fonts, "_cut_faces", {})
+    first = fonts.cut_face("Noto Sans CJK TC", "bold", "中文:")
+    stored = list((tmp_path / "ccs" / "letter-fonts").iterdir())
+    assert len(stored) == 1 and stored[0].read_bytes() == first
+    monkeypatch.setattr(fonts, "_cut_faces", {})
+    monkeypatch.setattr(fonts, "_cut", lambda *a: pytest.fail("cut again, not read from the cache"))
+    assert fonts.cut_face("Noto Sans CJK TC", "bold", "中文:") == first
+    monkeypatch.setattr(fonts, "_cut_faces", {})
+    assert fonts.cut_face("No Such Family Testcase", "normal", "abc") is None
 
 
 def test_taglines_are_sourced_and_printed_in_their_script():
