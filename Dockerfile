@@ -21,10 +21,11 @@ RUN groupadd --system --gid 10001 ccs \
  && useradd --system --uid 10001 --gid ccs --no-create-home \
         --home-dir /data --shell /usr/sbin/nologin ccs
 
-# Letters: WeasyPrint renders with Pango; the tagline block needs fonts for its scripts.
+# Letters: WeasyPrint renders with Pango; the tagline block needs fonts for its scripts, and
+# fontconfig's fc-match to find the faces it cuts down to the taglines' characters.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
-        fonts-dejavu-core fonts-noto-cjk \
+        fontconfig fonts-dejavu-core fonts-noto-cjk \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -20,9 +20,18 @@ from bench.common import stack
 from bench.cpu_profile import Profiler, payload_table
 from bench.floor_vs_product import PRODUCT_Q, Product, run_variant
 
-# The worker, with WeasyPrint's layout replaced by fixed bytes (only PDF layout is stubbed).
-NO_PDF = ("import letters.render as r; r.render_pdf = lambda html, data: b'%PDF-1.7 stub'; "
+# The worker, with WeasyPrint's layout replaced by fixed bytes (only PDF layout is stubbed): its
+# rendering process imports the renderer by name, so the renderer is this module's stub_render.
+NO_PDF = ("import activities.rendering as r, bench.engine_cost as e; r.PROCESS.renderer = e.stub_render; "
           "import sys; sys.argv = ['ccs', 'worker']; from starters.cli import entry; entry()")
+
+
+def stub_render(data):
+    """A letter with its HTML rendered and a stub for its PDF (in the worker's rendering process)."""
+    from letters.render import Letter, render_html, subject
+
+    return Letter(kind=data.kind, language=data.language, subject=subject(data.kind, data.language),
+                  html=render_html(data), pdf=b"%PDF-1.7 stub")
 
 
 async def largest_payloads(client, wid: str, top: int = 8) -> list[tuple[int, str]]:
