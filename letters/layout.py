@@ -10,10 +10,10 @@ thread's FontConfiguration (``letters.fonts``), which is why the pages are kept 
 
 from __future__ import annotations
 
-from html import unescape
 import re
 import threading
 from collections.abc import Callable
+from html import unescape
 from pathlib import Path
 
 from letters import fonts
