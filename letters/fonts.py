@@ -174,7 +174,8 @@ def keep_subsets() -> None:
 # shows only anti-aliasing differences at 300 dpi).
 TAGLINE_FACES = {"CCS Taglines Sans": "DejaVu Sans", "CCS Taglines CJK": "Noto Sans CJK TC"}
 TAGLINE_FONTS = ", ".join(f'"{family}"' for family in TAGLINE_FACES)
-_cut_faces: dict[tuple, bytes | None] = {}
+_cut_faces: dict[str, bytes] = {}
+CUT_VERSION = 2  # part of a cut face's key: change it when _cut changes what it makes
 
 
 def tagline_faces_css(text: str) -> str:
@@ -209,7 +210,7 @@ def cut_face(family: str, weight: str, chars: str) -> bytes | None:
 
     path, index = found
     st = os.stat(path)
-    key = hashlib.sha256(repr((fontTools.version, path, index, st.st_size, st.st_mtime_ns, chars)).encode()).hexdigest()
+    key = hashlib.sha256(repr((CUT_VERSION, fontTools.version, path, index, st.st_size, st.st_mtime_ns, chars)).encode()).hexdigest()
     with _lock:
         if key in _cut_faces:
             return _cut_faces[key]
@@ -256,9 +257,10 @@ def _cut(path: str, index: int, chars: str) -> bytes:
     options = subset.Options()
     options.name_IDs = ["*"]  # family and PostScript names, as in the whole font
     options.notdef_outline = True
-    options.recalc_timestamp = False  # the same bytes on every machine with the same font
     options.drop_tables += ["FFTM"]  # FontForge's timestamps: unused, and fontTools cannot cut it
-    font = TTFont(path, fontNumber=index, lazy=True)
+    # recalcTimestamp=False: head.modified stays the font's, never the clock's, so the same font
+    # gives the same bytes on every machine and every day.
+    font = TTFont(path, fontNumber=index, lazy=True, recalcTimestamp=False)
     cutter = subset.Subsetter(options)
     cutter.populate(text=chars)
     cutter.subset(font)

@@ -169,6 +169,11 @@ def test_cut_faces_are_made_once_per_machine_and_are_the_same_bytes(tmp_path, mo
     first = fonts.cut_face("Noto Sans CJK TC", "bold", "中文:")
     stored = list((tmp_path / "ccs" / "letter-fonts").iterdir())
     assert len(stored) == 1 and stored[0].read_bytes() == first
+    # The same bytes on any day: the cut face carries the font's own timestamp, not the clock's.
+    from fontTools.ttLib import TTFont
+
+    path, index = fonts._match("Noto Sans CJK TC", "bold")
+    assert TTFont(io.BytesIO(first))["head"].modified == TTFont(path, fontNumber=index)["head"].modified
     monkeypatch.setattr(fonts, "_cut_faces", {})
     monkeypatch.setattr(fonts, "_cut", lambda *a: pytest.fail("cut again, not read from the cache"))
     assert fonts.cut_face("Noto Sans CJK TC", "bold", "中文:") == first
