@@ -47,6 +47,22 @@ async def largest_payloads(client, wid: str, top: int = 8) -> list[tuple[int, st
     return sorted(sizes, reverse=True)[:top]
 
 
+PG_TABLES = "select relname, n_tup_ins, n_tup_upd, n_tup_del from pg_stat_user_tables"
+PG_DATABASE = ("select xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted from pg_stat_database "
+               "where datname = current_database()")
+
+
+async def pg_counts(engine) -> tuple[dict, tuple]:
+    """PostgreSQL's own counters: rows written per table, and transactions (pg_stat views)."""
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        await conn.execute(text("select pg_stat_clear_snapshot()"))
+        tables = {row[0]: row[1:] for row in (await conn.execute(text(PG_TABLES))).all()}
+        database = tuple((await conn.execute(text(PG_DATABASE))).one())
+    return tables, database
+
+
 async def main(args) -> None:
     tag = uuid.uuid4().hex[:4]
     load = [Path("/proc/loadavg").read_text().split()[0]]
@@ -63,8 +79,11 @@ async def main(args) -> None:
             spy = Profiler(w.pid, Path(args.profile), "product", 200)
             await asyncio.sleep(1)  # py-spy attaches
         rss0 = w.rss_mb()
+        pg0 = await pg_counts(engine)
         res = await run_variant(st, product, args.cases, 10, f"m{tag}")
         rss1 = w.rss_mb()
+        await asyncio.sleep(1)  # PostgreSQL reports its counters about once a second
+        pg1 = await pg_counts(engine)
         if spy:
             spy.stop()
         rows, hist = await payload_table(st.client, res["ids"])
@@ -87,6 +106,15 @@ async def main(args) -> None:
     print(f"CPU ms/case: worker {cpu['worker'] / n * 1000:.1f}, dev server {cpu['temporal'] / n * 1000:.1f}, "
           f"PostgreSQL {cpu['postgres'] / n * 1000:.1f}, client {cpu['client'] / n * 1000:.1f}")
     print(f"history bytes per case: {hist:,.0f}")
+    (t0, d0), (t1, d1) = pg0, pg1
+    commits, rollbacks, ins, upd, dele = ((b - a) / n for a, b in zip(d0, d1))
+    print(f"PostgreSQL per case: {commits:.1f} commits, {rollbacks:.1f} rollbacks (read-only sessions), "
+          f"rows {ins:.1f} inserted, {upd:.1f} updated, {dele:.1f} deleted")
+    for table in sorted(t1):
+        before = t0.get(table, (0, 0, 0))
+        written = [(b - a) / n for a, b in zip(before, t1[table])]
+        if any(written):
+            print(f"  {table:24} inserted {written[0]:.1f}, updated {written[1]:.1f}, deleted {written[2]:.1f}")
     print(f"worker RSS {rss0:.0f} -> {rss1:.0f} MB: {(rss1 - rss0) * 1024 / n:.0f} KB per case kept in its cache")
     for r in rows:
         print(f"  {r['event']:40} {r['events']:5} {r['bytes']:8,} (payload {r['payload']:,})")
