@@ -29,34 +29,28 @@ class HandlerTable:
     clocks: dict[str, Clock] = field(default_factory=dict)
     entries: dict[str, Handler] = field(default_factory=dict)
 
-    def _register(self, table: dict, key: str, value: Any) -> None:
-        if key in table:
-            raise TypeError(f"{self.name}: {key!r} has two handlers")
-        table[key] = value
+    def _registrar(self, table: dict, key: str, entry: Callable[[Handler], Any] = lambda fn: fn
+                   ) -> Callable[[Handler], Handler]:
+        """A decorator putting ``entry(fn)`` in ``table`` under ``key`` (once: a second handler
+        for the same key is an error) and returning ``fn`` itself."""
+        def register(fn: Handler) -> Handler:
+            if key in table:
+                raise TypeError(f"{self.name}: {key!r} has two handlers")
+            table[key] = entry(fn)
+            return fn
+        return register
 
     def action(self, name: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.actions, name, fn)
-            return fn
-        return register
+        return self._registrar(self.actions, name)
 
     def check(self, name: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.checks, name, fn)
-            return fn
-        return register
+        return self._registrar(self.checks, name)
 
     def clock(self, name: str, lasting: bool = False) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.clocks, name, Clock(fn, lasting))
-            return fn
-        return register
+        return self._registrar(self.clocks, name, lambda fn: Clock(fn, lasting))
 
     def entry(self, stage: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self._register(self.entries, stage, fn)
-            return fn
-        return register
+        return self._registrar(self.entries, stage)
 
     def clock_of(self, key: str) -> Clock:
         """The clock a deadline key belongs to (``milestone:18`` -> ``milestone``)."""
