@@ -10,14 +10,16 @@ CPU, and four parts of each render did the same work every time:
   and the glyphs kept, so the result is kept, keyed by both;
 - compressing (zlib, level 9) the same font subsets into every PDF, twice each: the
   compressed stream is kept with the subset it was made from (the very same bytes object);
-- copying each font's whole file out of HarfBuzz (the CJK collections are about 20 MB each;
-  since the taglines have faces of their own, only a name written in CJK uses them) for every letter. The copy is kept while the font stays loaded (at the same address, of the
+- copying each font's whole file out of HarfBuzz for every letter (the CJK collections are
+  about 20 MB each; since the taglines have faces of their own, only a name written in CJK
+  uses them). The copy is kept while the font stays loaded (at the same address, of the
   same length, with the same first and last bytes), at the cost of holding it in memory.
 
 Either way the PDF's bytes are the same as without them (tests/test_letters.py checks)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 
@@ -232,8 +234,10 @@ def cut_face(family: str, weight: str, chars: str) -> bytes | None:
     return data
 
 
+@functools.lru_cache(maxsize=None)
 def _match(family: str, weight: str) -> tuple[str, int] | None:
-    """The file and collection index fontconfig gives for ``family`` (None if it is not that family)."""
+    """The file and collection index fontconfig gives for ``family`` (None if it is not that
+    family): asked once per process, not once per stylesheet (a subprocess each)."""
     import shutil
     import subprocess
 
