@@ -104,20 +104,26 @@ def test_same_data_same_bytes_and_other_data_other_bytes():
     assert PdfReader(io.BytesIO(a)).metadata["/CreationDate"].startswith("D:20260331")
 
 
+def in_new_thread(data) -> bytes:
+    """The letter's PDF rendered on a new thread: its own FontConfiguration, stylesheet (and so
+    taglines faces) and taglines pages, as a fresh renderer has."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as fresh:
+        return fresh.submit(lambda: render(data).pdf).result()
+
+
 def test_fonts_kept_between_letters_change_no_byte():
     """The font setup and subsets letters.fonts keeps, and the taglines page letters.layout
     keeps (for CPU), print exactly what a fresh renderer prints, letter after letter, whatever
     came before."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from letters import fonts
 
-    def cold(data) -> bytes:  # a new thread (its own FontConfiguration), no subset or font file kept
+    def cold(data) -> bytes:  # a new thread, and no subset or font file kept
         fonts._subsets.clear()
         fonts._faces.clear()
         fonts._streams.clear()
-        with ThreadPoolExecutor(1) as fresh:
-            return fresh.submit(lambda: render(data).pdf).result()
+        return in_new_thread(data)
 
     # A name in Chinese is set in the whole CJK collection (a font file worth keeping).
     letters = [sample("notice_of_action"), sample("case_open", "es", child_name="Zoë Ðặng Testcase"),
@@ -139,19 +145,13 @@ def test_taglines_in_fonts_cut_to_their_characters_print_the_same_in_a_third_of_
     """The taglines are set in their fonts cut down to the taglines' characters: every page
     reads the same as with the whole fonts, and the letter is less than a third of the size
     (the whole CJK font's subset alone was 80% of a letter)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from letters import fonts
 
-    def fresh(data) -> bytes:  # a new thread: its own stylesheet, hence its own taglines faces
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(lambda: render(data).pdf).result()
-
     data = sample("notice_of_action", language)
-    cut = fresh(data)
+    cut = in_new_thread(data)
     with monkeypatch.context() as m:
         m.setattr(fonts, "tagline_faces_css", lambda text: "")  # no fc-match, say: the whole fonts
-        whole = fresh(data)
+        whole = in_new_thread(data)
     cut_fonts, cut_pages = _fonts_and_pages(cut)
     whole_fonts, whole_pages = _fonts_and_pages(whole)
     assert cut_pages == whole_pages
