@@ -27,11 +27,11 @@ NO_PDF = ("import activities.rendering as r, bench.engine_cost as e; r.PROCESS.r
 
 
 def stub_render(data):
-    """A letter with its HTML rendered and a stub for its PDF (in the worker's rendering process)."""
-    from letters.render import Letter, render_html, subject
+    """letters.render.render with a stub for the PDF (in the worker's rendering process)."""
+    import letters.render as r
 
-    return Letter(kind=data.kind, language=data.language, subject=subject(data.kind, data.language),
-                  html=render_html(data), pdf=b"%PDF-1.7 stub")
+    r.render_pdf = lambda html, letter_data: b"%PDF-1.7 stub"
+    return r.render(data)
 
 
 async def largest_payloads(client, wid: str, top: int = 8) -> list[tuple[int, str]]:
@@ -73,19 +73,22 @@ async def main(args) -> None:
         await w.start()
         product = Product(st, engine)
         await run_variant(st, product, args.warmup, 10, f"w{tag}", measure=False)
+        # An idle PostgreSQL backend reports its counters within 10 s (PGSTAT_IDLE_INTERVAL):
+        # the warm-up's before the first reading, the measured cases' before the second.
+        await asyncio.sleep(11)
+        pg0 = await pg_counts(engine)
         spy = None
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
             spy = Profiler(w.pid, Path(args.profile), "product", 200)
             await asyncio.sleep(1)  # py-spy attaches
         rss0 = w.rss_mb()
-        pg0 = await pg_counts(engine)
         res = await run_variant(st, product, args.cases, 10, f"m{tag}")
         rss1 = w.rss_mb()
-        await asyncio.sleep(1)  # PostgreSQL reports its counters about once a second
-        pg1 = await pg_counts(engine)
         if spy:
             spy.stop()
+        await asyncio.sleep(11)
+        pg1 = await pg_counts(engine)
         rows, hist = await payload_table(st.client, res["ids"])
         biggest = await largest_payloads(st.client, res["ids"][0])
         if args.events:
