@@ -162,10 +162,7 @@ class Notifier:
                     if letter is not None:
                         await self.letters.queue_for_print(session, key)
                     continue
-                msg = EmailMessage()
-                msg["From"], msg["To"], msg["Subject"] = self.mail_from, address, row.subject
-                msg["Message-ID"] = message_id(row.key, self.mail_from.rpartition("@")[2] or "localhost")
-                msg["X-CCS-Notice-Key"] = row.key
+                msg = envelope(self.mail_from, address, row.subject, row.key)
                 if letter is None:
                     msg.set_content(row.body)
                 else:
@@ -232,6 +229,16 @@ COVER = {
     "es": "Por favor, lea la carta adjunta a este correo (PDF). Es de Servicios para Niños de California "
           "(CCS).\nCaso: {case_id}\n\nAyuda gratis en su idioma: (916) 440-7370, 711.\n",
 }
+
+
+def envelope(mail_from: str, to: str, subject: str, key: str) -> EmailMessage:
+    """A notice's e-mail headers: its Message-ID is fixed by the notice's key (a resend is
+    the same message), and the key travels with it."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = mail_from, to, subject
+    msg["Message-ID"] = message_id(key, mail_from.rpartition("@")[2] or "localhost")
+    msg["X-CCS-Notice-Key"] = key
+    return msg
 
 
 def attach_letter(msg: EmailMessage, row: OutboxRow, letter: LetterRow, pdf: bytes) -> None:

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
 import statistics
 import time
 from datetime import date, timedelta
-from email.message import EmailMessage
 from types import SimpleNamespace
 
 import textstat
 
 from bench.common import descendants_cpu_s, machine_md, md_table, write_section
 from letters.catalog import KINDS, subject
-from letters.render import HERE, body_text, render, render_html
+from letters.render import HERE, body_text, pdf_bytes, render, render_html
 from letters.samples import sample
 
 FIRST = ["Ana", "Mateo", "Lucia", "Kai", "Noor", "Bao", "Sofia", "Arman", "Mai", "Elena"]
@@ -55,31 +53,22 @@ def render_as_before(data) -> bytes:
     """The PDF as letters.render made it before: the whole HTML laid out, its <link>ed
     stylesheet fetched and parsed (so the taglines are set in the whole fonts, not in faces cut
     to their characters), with the same kept fonts (letters.fonts)."""
-    import hashlib
-
     from weasyprint import HTML
 
     from letters import fonts
 
     fonts.install()
     html = render_html(data)
-    doc = HTML(string=html, base_url=str(HERE)).render(font_config=fonts.font_config())
-    doc.metadata.created = doc.metadata.modified = data.on.isoformat()
-    doc.metadata.title = subject(data.kind, data.language)
-    buf = io.BytesIO()
-    doc.write_pdf(buf, pdf_identifier=hashlib.sha256(html.encode()).hexdigest()[:32].encode())
-    return buf.getvalue()
+    return pdf_bytes(HTML(string=html, base_url=str(HERE)).render(font_config=fonts.font_config()), html, data)
 
 
 def e_mail(pdf: bytes, data, as_before: bool = False) -> bytes:
     """The e-mail a family receives, built as Notifier.deliver builds it (``as_before``: with
     the random MIME boundary Python's generator makes, as attach_letter left it before)."""
-    from activities.notify import COVER, attach_letter, message_id
+    from activities.notify import COVER, attach_letter, envelope
 
     key = f"{data.case_id}/1/{data.kind}/0"
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = "ccs@county.example", "family@example.org", subject(data.kind, "en")
-    msg["Message-ID"], msg["X-CCS-Notice-Key"] = message_id(key, "county.example"), key
+    msg = envelope("ccs@county.example", "family@example.org", subject(data.kind, "en"), key)
     if as_before:
         msg.set_content(COVER[data.language].format(case_id=data.case_id))
         msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"ccs-{data.kind}.pdf")

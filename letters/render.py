@@ -144,10 +144,15 @@ def render_pdf(html: str, data: LetterData) -> bytes:
     lang = data.language
     doc = layout.letter(lambda stand_in: render_html(data, stand_in), lang,
                         lambda blank: taglines_html(lang, blank), str(HERE))
-    # Fixed metadata: the letter's own date, never the clock, so the same data is the same bytes.
+    return pdf_bytes(doc, html, data)
+
+
+def pdf_bytes(doc, html: str, data: LetterData) -> bytes:
+    """The laid-out letter ``doc`` written as a PDF. Fixed metadata: the letter's own date,
+    never the clock, and an identifier from its HTML, so the same data is the same bytes."""
     stamp = data.on.isoformat()
     doc.metadata.created = doc.metadata.modified = stamp
-    doc.metadata.title = subject(data.kind, lang)
+    doc.metadata.title = subject(data.kind, data.language)
     ident = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
     buf = io.BytesIO()
     doc.write_pdf(buf, pdf_identifier=ident)
